@@ -1,0 +1,73 @@
+"""The ``gitops`` command.
+
+Subcommands today: ``gitops cluster up`` (the built-in cluster in the foreground) and
+``gitops version``. The reconciler's commands (sync, diff, serve) arrive with it.
+Exit codes: 0 success, 1 runtime failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import structlog
+
+
+def _configure_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "share" / "gitops" / "cluster"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gitops", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cluster = sub.add_parser("cluster", help="the built-in cluster")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True)
+    up = csub.add_parser("up", help="run the built-in cluster in the foreground")
+    up.add_argument("--state-dir", type=Path, default=_default_state_dir(),
+                    help="where the store, certificates, token and kubeconfig live "
+                         "(default: %(default)s)")
+    up.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
+    up.add_argument("--port", type=int, default=6443, help="HTTPS port (default: %(default)s)")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command == "version":
+        from importlib.metadata import version
+
+        print(version("gitops-cluster"))
+        return 0
+    if args.command == "cluster" and args.cluster_command == "up":
+        import asyncio
+
+        import uvloop
+
+        from runtime.cluster import ClusterConfig, run_cluster
+
+        config = ClusterConfig(state_dir=args.state_dir, host=args.host, port=args.port)
+        return uvloop.run(run_cluster(config))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,769 @@
+"""The HTTP front of the built-in cluster: Kubernetes REST over ASGI.
+
+Who calls it: uvicorn (see :mod:`runtime.server.serve`), with every request of kubectl,
+the official clients, the reconciler, and in later issues the kubelets, scheduler and
+controllers. It authenticates the bearer token, routes ``/api`` and ``/apis`` paths to
+resources and subresources, negotiates content (JSON, YAML bodies, the four patch
+types, ``as=Table``, ``as=PartialObjectMetadata``, gzip), streams watches as chunked
+JSON lines, and renders every :class:`~runtime.api.errors.ApiError` as a ``Status``.
+The semantics live in :mod:`runtime.api.objects`; this module only translates HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+import hmac
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+import yaml
+
+from runtime.api import errors
+from runtime.api.errors import ApiError
+from runtime.api.objects import ObjectAPI, WriteOptions, WriteResult
+from runtime.api.registry import ResourceInfo
+from runtime.api.selectors import FieldRequirement, FieldSelector, LabelSelector
+from runtime.api.store import ADDED, DELETED, MODIFIED, Entry, Expired
+from runtime.server import tables
+from runtime.server.discovery import Discovery
+from runtime.server.openapi import OpenAPI
+
+log = structlog.get_logger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+GZIP_MIN = 128 * 1024
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+PROTOBUF_OPENAPI = "application/com.github.proto-openapi.spec.v2"
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "unsupported",
+}
+VERSION_INFO = {
+    "major": "1",
+    "minor": "35",
+    "gitVersion": "v1.35.0-gitops",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-01T00:00:00Z",
+    "goVersion": "python",
+    "compiler": "cpython",
+    "platform": "linux/amd64",
+}
+
+
+@dataclass
+class ServerOptions:
+    """Behaviour of the HTTP front."""
+
+    token: str = ""
+    # Period of BOOKMARK events on watches that allow them (Kubernetes: about a minute).
+    bookmark_interval: float = 60.0
+    # Default watch duration when the client gives no timeoutSeconds.
+    watch_timeout: float = 1800.0
+    server_address: str = "127.0.0.1:6443"
+    gzip_level: int = 1
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    accept: str = ""
+    user_agent: str = ""
+    body_bytes: bytes = b""
+    warnings: list[str] = field(default_factory=list)
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, "").lower() in ("true", "1")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: bytes = JSON
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def _status_success(info: ResourceInfo, name: str, uid: str) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name, "kind": info.plural, "uid": uid}
+    if info.group:
+        details["group"] = info.group
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": details}
+
+
+def _parse_query(raw: bytes) -> dict[str, str]:
+    if not raw:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        out[key] = value
+    return out
+
+
+def _parse_body(req: Request, content_type: str) -> Any:
+    data = req.body_bytes
+    if not data:
+        raise errors.bad_request("the request body is empty")
+    ctype = content_type.split(";")[0].strip().lower()
+    if "protobuf" in ctype or "cbor" in ctype:
+        raise errors.unsupported_media_type(ctype)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"the request body is neither JSON nor YAML: {exc}") from exc
+
+
+class _Accept:
+    """What the client asked for in ``Accept``: the first entry the server can serve wins
+    (a Table, partial object metadata, or plain JSON)."""
+
+    def __init__(self, header: str) -> None:
+        self.table = False
+        self.partial = False
+        self.json_ok = not header.strip()
+        self.table_version = "meta.k8s.io/v1"
+        for part in header.split(","):
+            fields = [f.strip() for f in part.split(";")]
+            media = fields[0].lower()
+            if media not in ("application/json", "application/yaml", "*/*", "application/*"):
+                continue
+            params = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
+            as_ = params.get("as")
+            if as_ is None:
+                self.json_ok = True
+                return
+            if params.get("g") != "meta.k8s.io" or params.get("v", "v1") not in ("v1", "v1beta1"):
+                continue
+            if as_ == "Table":
+                self.table = self.json_ok = True
+                self.table_version = "meta.k8s.io/" + params.get("v", "v1")
+                return
+            if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+                self.partial = self.json_ok = True
+                return
+
+
+class ApiApp:
+    """The ASGI application."""
+
+    def __init__(self, api: ObjectAPI, options: ServerOptions) -> None:
+        self.api = api
+        self.options = options
+        self.discovery = Discovery(api.registry, options.server_address)
+        self.openapi = OpenAPI(api.registry)
+        self._token = options.token.encode()
+        self._shutdown = asyncio.Event()
+        self.log_source: Callable[[ResourceInfo, dict[str, Any], Request], Awaitable[Response]] | None = None
+        api.on_registry_change(self._registry_changed)
+
+    def _registry_changed(self) -> None:
+        self.discovery.invalidate()
+        self.openapi.invalidate()
+
+    def shutdown(self) -> None:
+        """End open watches so the server can stop promptly."""
+        self._shutdown.set()
+
+    # --- ASGI entry ---------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+        req = Request(
+            method=scope["method"],
+            path=scope["path"],
+            query=_parse_query(scope.get("query_string", b"")),
+            headers=headers,
+            accept=headers.get("accept", ""),
+            user_agent=headers.get("user-agent", ""),
+        )
+        try:
+            if req.path not in PUBLIC_PATHS:
+                self._authenticate(req)
+            if req.method in ("POST", "PUT", "PATCH", "DELETE"):
+                req.body_bytes = await self._read_body(receive)
+            if req.method == "GET" and req.flag("watch"):
+                await self._route_watch(req, scope, receive, send)
+                return
+            response = await self._route(req)
+        except ApiError as exc:
+            response = Response(exc.code, orjson.dumps(exc.status()))
+            if exc.retry_after:
+                response.headers.append((b"retry-after", str(exc.retry_after).encode()))
+        except Exception as exc:  # report, never drop the connection silently
+            log.exception("request.failed", method=req.method, path=req.path)
+            err = errors.internal(f"{type(exc).__name__}: {exc}")
+            response = Response(500, orjson.dumps(err.status()))
+        await self._send(send, req, response)
+
+    def _authenticate(self, req: Request) -> None:
+        auth = req.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not self._token:
+            raise errors.unauthorized()
+        if not hmac.compare_digest(auth[7:].strip().encode(), self._token):
+            raise errors.unauthorized()
+
+    @staticmethod
+    async def _read_body(receive: Receive) -> bytes:
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    async def _send(self, send: Send, req: Request, response: Response) -> None:
+        body = response.body
+        headers = [(b"content-type", response.content_type), (b"cache-control", b"no-cache, private")]
+        headers.extend(response.headers)
+        for warning in req.warnings:
+            text = warning.replace('"', '\\"')
+            headers.append((b"warning", f'299 - "{text}"'.encode()))
+        if len(body) >= GZIP_MIN and "gzip" in req.headers.get("accept-encoding", ""):
+            body = await asyncio.to_thread(gzip.compress, body, self.options.gzip_level)
+            headers.append((b"content-encoding", b"gzip"))
+            headers.append((b"vary", b"Accept-Encoding"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    # --- routing ------------------------------------------------------------------------
+    async def _route(self, req: Request) -> Response:
+        path = req.path.rstrip("/") or "/"
+        if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            return Response(200, b"ok", b"text/plain; charset=utf-8")
+        if path == "/version":
+            return Response(200, orjson.dumps(VERSION_INFO))
+        if path.startswith("/openapi/"):
+            return self._openapi(req, path)
+        if path == "/":
+            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
+                     "/readyz", "/version"]
+            paths += [f"/apis/{g}" for g in self.api.registry.groups() if g]
+            return Response(200, orjson.dumps({"paths": sorted(paths)}))
+        parts = path.split("/")[1:]
+        if parts[0] == "api":
+            if len(parts) <= 2:
+                return self._discovery(req, path)
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis":
+            if len(parts) <= 3:
+                return self._discovery(req, path)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return await self._resource(req, group, version, rest)
+
+    def _discovery(self, req: Request, path: str) -> Response:
+        if req.method != "GET":
+            raise errors.method_not_allowed(f"{req.method} is not supported on {path}")
+        doc = self.discovery.document(path)
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return Response(200, doc)
+
+    def _openapi(self, req: Request, path: str) -> Response:
+        if path == "/openapi/v2":
+            if PROTOBUF_OPENAPI in req.accept:
+                return Response(200, self.openapi.v2_protobuf(),
+                                b"application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                                [(b"etag", f'"{self.openapi.etag()}"'.encode())])
+            return Response(200, self.openapi.v2_json(), headers=[(b"etag", f'"{self.openapi.etag()}"'.encode())])
+        if path == "/openapi/v3":
+            return Response(200, self.openapi.v3_index())
+        if path.startswith("/openapi/v3/"):
+            doc = self.openapi.v3_group_version(path[len("/openapi/v3/"):])
+            if doc is not None:
+                return Response(200, doc)
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _split(self, group: str, version: str, rest: list[str]) -> tuple[ResourceInfo, str, str, str]:
+        namespace = ""
+        if (len(rest) >= 3 and rest[0] == "namespaces" and group == "" and
+                not (len(rest) == 3 and rest[2] in ("status", "finalize"))):
+            namespace, rest = rest[1], rest[2:]
+        elif len(rest) >= 3 and rest[0] == "namespaces" and group != "":
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) > 3 or not rest:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        info = self.api.registry.get(group, version, rest[0])
+        if info is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if namespace and not info.namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) >= 2 else ""
+        sub = rest[2] if len(rest) == 3 else ""
+        if sub and sub not in info.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return info, namespace, name, sub
+
+    def _write_options(self, req: Request) -> WriteOptions:
+        dry = req.query.get("dryRun", "")
+        if dry and dry != "All":
+            raise errors.bad_request(f"Invalid dryRun value: {dry!r}, only 'All' is supported")
+        manager = req.query.get("fieldManager", "")
+        if not manager and req.user_agent:
+            manager = req.user_agent.split("/", 1)[0][:128]
+        validation = req.query.get("fieldValidation", "Warn") or "Warn"
+        if validation not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(f"fieldValidation must be one of Strict, Warn, Ignore, not {validation!r}")
+        return WriteOptions(dry_run=bool(dry), field_manager=manager, force=req.flag("force"),
+                            field_validation=validation)
+
+    async def _resource(self, req: Request, group: str, version: str, rest: list[str]) -> Response:
+        info, namespace, name, sub = self._split(group, version, rest)
+        method = req.method
+        if info.verbs == ("create",) and method == "POST":
+            return self._review(req, info, namespace)
+        if not name:
+            if method == "GET":
+                self._verb(info, "list")
+                return self._list(req, info, namespace or None)
+            if method == "POST":
+                self._verb(info, "create")
+                body = _parse_body(req, req.headers.get("content-type", ""))
+                result = await self.api.create(info, namespace, body, self._write_options(req))
+                return self._object_response(req, info, result, 201)
+            if method == "DELETE":
+                self._verb(info, "deletecollection")
+                return await self._delete_collection(req, info, namespace or None)
+            raise errors.method_not_allowed(f"{method} is not supported on a collection")
+        if sub == "scale":
+            return await self._scale(req, info, namespace, name)
+        if sub == "log":
+            return await self._log(req, info, namespace, name)
+        if sub == "binding":
+            if method != "POST":
+                raise errors.method_not_allowed("only POST is supported on pods/binding")
+            body = _parse_body(req, req.headers.get("content-type", ""))
+            await self.api.bind(info, namespace, name, body, self._write_options(req))
+            return Response(201, orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                               "status": "Success", "code": 201}))
+        if sub in ("eviction", "ephemeralcontainers", "approval"):
+            raise errors.method_not_allowed(f"{info.plural}/{sub} is not implemented by the built-in cluster yet")
+        if method == "GET":
+            self._verb(info, "get")
+            entry = self.api.get(info, namespace, name)
+            return self._entry_response(req, info, entry)
+        if method == "PUT":
+            self._verb(info, "update")
+            body = _parse_body(req, req.headers.get("content-type", ""))
+            result = await self.api.replace(info, namespace, name, body, self._write_options(req), sub)
+            return self._object_response(req, info, result, 200)
+        if method == "PATCH":
+            self._verb(info, "patch")
+            ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+            patch_type = PATCH_TYPES.get(ctype)
+            if patch_type is None or patch_type == "unsupported":
+                raise errors.unsupported_media_type(ctype)
+            body = _parse_body(req, ctype)
+            result = await self.api.patch(info, namespace, name, patch_type, body,
+                                          self._write_options(req), sub)
+            return self._object_response(req, info, result, 201 if result.created else 200)
+        if method == "DELETE":
+            self._verb(info, "delete")
+            options = self._delete_options(req)
+            result = await self.api.delete(info, namespace, name, options, self._write_options(req))
+            if result.pending:
+                return self._object_response(req, info, result, 202)
+            return self._object_response(req, info, result, 200)
+        raise errors.method_not_allowed(f"{method} is not supported")
+
+    @staticmethod
+    def _verb(info: ResourceInfo, verb: str) -> None:
+        if verb not in info.verbs:
+            raise errors.method_not_allowed(f"{verb} is not supported on resource {info.group_resource}")
+
+    def _delete_options(self, req: Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if req.body_bytes:
+            body = _parse_body(req, req.headers.get("content-type", ""))
+            if isinstance(body, dict):
+                options = body
+        if "propagationPolicy" in req.query:
+            options["propagationPolicy"] = req.query["propagationPolicy"]
+        if "gracePeriodSeconds" in req.query:
+            try:
+                options["gracePeriodSeconds"] = int(req.query["gracePeriodSeconds"])
+            except ValueError as exc:
+                raise errors.bad_request("gracePeriodSeconds must be an integer") from exc
+        if "orphanDependents" in req.query:
+            options["orphanDependents"] = req.flag("orphanDependents")
+        if "dryRun" in req.query:
+            options.setdefault("dryRun", [req.query["dryRun"]])
+        if options.get("dryRun") and "dryRun" not in req.query:
+            req.query["dryRun"] = "All"
+        return options
+
+    # --- rendering ------------------------------------------------------------------------
+    def _object_response(self, req: Request, info: ResourceInfo, result: WriteResult,
+                         status: int) -> Response:
+        req.warnings.extend(result.warnings)
+        accept = _Accept(req.accept)
+        if accept.table:
+            table = tables.to_table(info, [result.obj], now=dt.datetime.now(dt.UTC),
+                                    include_object=req.query.get("includeObject", "Metadata"),
+                                    api_version=accept.table_version)
+            return Response(status, orjson.dumps(table))
+        return Response(status, orjson.dumps(result.obj))
+
+    def _entry_response(self, req: Request, info: ResourceInfo, entry: Entry) -> Response:
+        accept = _Accept(req.accept)
+        if accept.table:
+            obj = self.api.convert(info, entry.obj())
+            table = tables.to_table(info, [obj], now=dt.datetime.now(dt.UTC),
+                                    include_object=req.query.get("includeObject", "Metadata"),
+                                    resource_version=str(entry.rv), api_version=accept.table_version)
+            return Response(200, orjson.dumps(table))
+        if accept.partial:
+            obj = self.api.convert(info, entry.obj())
+            return Response(200, orjson.dumps(_partial(obj)))
+        if not accept.json_ok:
+            raise errors.not_acceptable("only application/json is served")
+        return Response(200, self.api.render(info, entry))
+
+    def _list(self, req: Request, info: ResourceInfo, namespace: str | None) -> Response:
+        labels, fields = self.api.parse_selectors(info, req.query.get("labelSelector"),
+                                                  req.query.get("fieldSelector"))
+        try:
+            limit = int(req.query.get("limit") or 0)
+        except ValueError as exc:
+            raise errors.bad_request("limit must be an integer") from exc
+        result = self.api.list(info, namespace, labels, fields, limit=max(limit, 0),
+                               continue_token=req.query.get("continue", ""))
+        accept = _Accept(req.accept)
+        if accept.table:
+            objs = [self.api.convert(info, e.obj()) for e in result.items]
+            table = tables.to_table(
+                info, objs, now=dt.datetime.now(dt.UTC),
+                include_object=req.query.get("includeObject", "Metadata"),
+                resource_version=str(result.resource_version),
+                continue_token=result.continue_token, remaining=result.remaining,
+                api_version=accept.table_version,
+            )
+            return Response(200, orjson.dumps(table))
+        meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+            if result.remaining is not None:
+                meta["remainingItemCount"] = result.remaining
+        if accept.partial:
+            items = [_partial(self.api.convert(info, e.obj())) for e in result.items]
+            body = orjson.dumps({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                                 "metadata": meta, "items": items})
+            return Response(200, body)
+        if not accept.json_ok:
+            raise errors.not_acceptable("only application/json is served")
+        head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta})
+        parts = [self.api.render(info, e) for e in result.items]
+        body = b"".join([head[:-1], b',"items":[', b",".join(parts), b"]}"])
+        return Response(200, body)
+
+    async def _delete_collection(self, req: Request, info: ResourceInfo,
+                                 namespace: str | None) -> Response:
+        labels, fields = self.api.parse_selectors(info, req.query.get("labelSelector"),
+                                                  req.query.get("fieldSelector"))
+        options = self._delete_options(req)
+        deleted = await self.api.delete_collection(info, namespace, labels, fields, options,
+                                                   self._write_options(req))
+        body = {"kind": info.list_kind, "apiVersion": info.api_version,
+                "metadata": {"resourceVersion": str(self.api.store.revision)}, "items": deleted}
+        return Response(200, orjson.dumps(body))
+
+    async def _scale(self, req: Request, info: ResourceInfo, namespace: str, name: str) -> Response:
+        opts = self._write_options(req)
+        entry = self.api.get(info, namespace, name)
+        current = self.api.to_scale(info, self.api.convert(info, entry.obj()))
+        if req.method == "GET":
+            return Response(200, orjson.dumps(current))
+        if req.method == "PUT":
+            body = _parse_body(req, req.headers.get("content-type", ""))
+            if not isinstance(body, dict):
+                raise errors.bad_request("the body must be a Scale object")
+        elif req.method == "PATCH":
+            from runtime.api import patch as patching
+
+            ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+            kind = PATCH_TYPES.get(ctype)
+            data = _parse_body(req, ctype)
+            if kind == "json":
+                body = patching.json_patch(current, data)
+            elif kind in ("merge", "strategic", "apply"):
+                body = patching.merge_patch(current, data)
+            else:
+                raise errors.unsupported_media_type(ctype)
+        else:
+            raise errors.method_not_allowed(f"{req.method} is not supported on scale")
+        result = await self.api.update_scale(info, namespace, name, body, opts)
+        return Response(200, orjson.dumps(result.obj))
+
+    async def _log(self, req: Request, info: ResourceInfo, namespace: str, name: str) -> Response:
+        entry = self.api.get(info, namespace, name)
+        pod = entry.obj()
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        if self.log_source is None:
+            raise errors.unavailable(
+                f"no kubelet serves node {pod['spec']['nodeName']!r}: container logs come from "
+                "the kubelet, which this cluster is not running"
+            )
+        return await self.log_source(info, pod, req)
+
+    def _review(self, req: Request, info: ResourceInfo, namespace: str) -> Response:
+        """Answer the review APIs: the only identity is the all-powerful admin."""
+        body = _parse_body(req, req.headers.get("content-type", ""))
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be an object")
+        body["apiVersion"] = info.api_version
+        body["kind"] = info.kind
+        user = {"username": "gitops-admin", "groups": ["system:masters", "system:authenticated"]}
+        if info.kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview"):
+            body["status"] = {"allowed": True, "reason": "the built-in cluster has one administrator"}
+        elif info.kind == "SelfSubjectRulesReview":
+            body["status"] = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
+        elif info.kind == "SelfSubjectReview":
+            body["status"] = {"userInfo": user}
+        elif info.kind == "TokenReview":
+            token = str((body.get("spec") or {}).get("token") or "")
+            ok = bool(self._token) and hmac.compare_digest(token.encode(), self._token)
+            body["status"] = {"authenticated": ok, **({"user": user} if ok else {})}
+        return Response(201, orjson.dumps(body))
+
+    # --- watch ------------------------------------------------------------------------------
+    async def _route_watch(self, req: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        path = req.path.rstrip("/")
+        parts = path.split("/")[1:]
+        if parts and parts[0] == "api" and len(parts) > 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts and parts[0] == "apis" and len(parts) > 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        info, namespace, name, sub = self._split(group, version, rest)
+        if sub:
+            raise errors.method_not_allowed("watch is not supported on subresources")
+        self._verb(info, "watch")
+        labels, fields = self.api.parse_selectors(info, req.query.get("labelSelector"),
+                                                  req.query.get("fieldSelector"))
+        if name:
+            fields = FieldSelector((*fields.requirements, FieldRequirement("metadata.name", name, True)))
+        watch = _Watch(self, req, info, namespace or None, labels, fields, send, receive)
+        await watch.run()
+
+
+def _partial(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata") or {}}
+
+
+class _Watch:
+    """One watch stream: initial events, then committed events, bookmarks and timeout."""
+
+    def __init__(self, app: ApiApp, req: Request, info: ResourceInfo, namespace: str | None,
+                 labels: LabelSelector, fields: FieldSelector, send: Send, receive: Receive) -> None:
+        self.app = app
+        self.req = req
+        self.info = info
+        self.namespace = namespace
+        self.labels = labels
+        self.fields = fields
+        self.send = send
+        self.receive = receive
+        self.accept = _Accept(req.accept)
+        self.include = req.query.get("includeObject", "Metadata")
+        self.closed = asyncio.Event()
+        self.headers_sent = False
+
+    def _matches(self, entry: Entry | None) -> bool:
+        if entry is None:
+            return False
+        if self.namespace is not None and entry.namespace != self.namespace:
+            return False
+        if not self.labels.empty() and not self.labels.matches(entry.labels):
+            return False
+        return self.fields.empty() or self.fields.matches(entry.fields)
+
+    def _line(self, kind: str, entry: Entry) -> bytes:
+        if self.accept.table:
+            obj = self.app.api.convert(self.info, entry.obj())
+            row = tables.table_row_for_watch(self.info, obj, now=dt.datetime.now(dt.UTC),
+                                             include_object=self.include,
+                                             headers=not self.headers_sent,
+                                             api_version=self.accept.table_version)
+            self.headers_sent = True
+            return orjson.dumps({"type": kind, "object": row}) + b"\n"
+        if self.accept.partial:
+            obj = self.app.api.convert(self.info, entry.obj())
+            return orjson.dumps({"type": kind, "object": _partial(obj)}) + b"\n"
+        return b'{"type":"' + kind.encode() + b'","object":' + self.app.api.render(self.info, entry) + b"}\n"
+
+    def _bookmark(self, rv: int, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        kind = self.info.kind
+        api_version = self.info.api_version
+        if self.accept.table:
+            kind, api_version = "Table", self.accept.table_version
+        return orjson.dumps({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                                                            "metadata": meta}}) + b"\n"
+
+    async def _write(self, data: bytes) -> None:
+        if data:
+            await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _watch_disconnect(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.closed.set()
+                return
+
+    async def run(self) -> None:
+        store = self.app.api.store
+        q = self.req.query
+        rv_param = q.get("resourceVersion", "")
+        send_initial = q.get("sendInitialEvents") == "true"
+        bookmarks = self.req.flag("allowWatchBookmarks")
+        try:
+            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else self.app.options.watch_timeout
+        except ValueError as exc:
+            raise errors.bad_request("timeoutSeconds must be a number") from exc
+        if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
+            raise errors.invalid_object(
+                "meta.k8s.io", "ListOptions", "",
+                [errors.forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")],
+            )
+        start_rv: int
+        if rv_param and rv_param != "0":
+            try:
+                start_rv = int(rv_param)
+            except ValueError as exc:
+                raise errors.bad_request(f"invalid resourceVersion {rv_param!r}") from exc
+        else:
+            start_rv = store.revision
+        initial: list[bytes] = []
+        if not rv_param or rv_param == "0" or send_initial:
+            if send_initial and rv_param and rv_param != "0" and start_rv > store.revision:
+                raise errors.unavailable("Too large resource version")
+            rv_now = store.revision
+            for entry in store.iter(self.info.store_key, self.namespace):
+                if self._matches(entry):
+                    initial.append(self._line(ADDED, entry))
+            start_rv = rv_now
+            if send_initial:
+                initial.append(self._bookmark(rv_now, initial_end=True))
+        await self.send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"cache-control", b"no-cache, private"),
+            (b"transfer-encoding", b"chunked")]})
+        disconnect = asyncio.ensure_future(self._watch_disconnect())
+        try:
+            if initial:
+                await self._write(b"".join(initial))
+            await self._stream(start_rv, timeout, bookmarks)
+        finally:
+            disconnect.cancel()
+            if not self.closed.is_set():
+                try:
+                    await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+                except Exception:  # the client is gone
+                    log.debug("watch.close_failed")
+
+    async def _stream(self, rv: int, timeout: float, bookmarks: bool) -> None:
+        store = self.app.api.store
+        deadline = time.monotonic() + timeout
+        interval = self.app.options.bookmark_interval
+        next_bookmark = time.monotonic() + interval
+        shutdown = self.app._shutdown
+        with store.waiter() as wake:
+            while not self.closed.is_set() and not shutdown.is_set():
+                wake.clear()
+                try:
+                    events = store.events_after(rv)
+                except Expired as exc:
+                    status = errors.gone(str(exc)).status()
+                    await self._write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+                    return
+                if events:
+                    out = []
+                    for event in events:
+                        if event.res != self.info.store_key:
+                            continue
+                        line = self._event_line(event.type, event.entry, event.prev)
+                        if line:
+                            out.append(line)
+                    rv = events[-1].rv
+                    if out:
+                        await self._write(b"".join(out))
+                    continue
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if bookmarks and now >= next_bookmark:
+                    await self._write(self._bookmark(store.revision))
+                    next_bookmark = now + interval
+                wait_for = min(deadline, next_bookmark if bookmarks else deadline) - now
+                waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.closed.wait()),
+                           asyncio.ensure_future(shutdown.wait())]
+                try:
+                    await asyncio.wait(waiters, timeout=max(wait_for, 0.001),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+
+    def _event_line(self, kind: str, entry: Entry, prev: Entry | None) -> bytes:
+        now_match = self._matches(entry)
+        if kind == MODIFIED:
+            was = self._matches(prev) if prev is not None else now_match
+            if now_match and was:
+                return self._line(MODIFIED, entry)
+            if now_match:
+                return self._line(ADDED, entry)
+            if was:
+                return self._line(DELETED, entry)
+            return b""
+        if kind in (ADDED, DELETED):
+            return self._line(kind, entry) if now_match else b""
+        return b""

@@ -1,0 +1,65 @@
+# Shared set-up steps for scripts/up.sh and scripts/test.sh (sourced, not run).
+# Every step is idempotent: it checks first and installs only what is missing, so the
+# same commands work on a fresh Debian 12 machine and on one that ran them before.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+TOOLS="$ROOT/.cache/tools"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+_apt_updated=0
+apt_install() {
+    # apt_install PACKAGE... : install the Debian packages that are not installed yet.
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    say "installing Debian packages: ${missing[*]}"
+    if [ "$_apt_updated" -eq 0 ]; then as_root apt-get update -qq; _apt_updated=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_python() {
+    # A Python 3.11+ with venv support, and the project installed in .venv with $1 extras.
+    local extras="$1"
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+        apt_install python3 python3-venv
+    fi
+    if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    apt_install git ca-certificates
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    local stamp="$VENV/.installed-$extras"
+    local want
+    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing the project into $VENV ($extras)"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+        "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+ensure_kubectl_1_20() {
+    # Debian's kubectl (package kubernetes-client, v1.20), unpacked under .cache/tools so
+    # it never clashes with another kubectl on the machine. Prints its path.
+    local bin="$TOOLS/kubernetes-client/usr/bin/kubectl"
+    if [ ! -x "$bin" ]; then
+        say "fetching Debian's kubernetes-client into $TOOLS"
+        mkdir -p "$TOOLS/download"
+        if [ "$_apt_updated" -eq 0 ]; then as_root apt-get update -qq; _apt_updated=1; fi
+        (cd "$TOOLS/download" && apt-get download -qq kubernetes-client 2>/dev/null)
+        dpkg-deb -x "$TOOLS"/download/kubernetes-client_*.deb "$TOOLS/kubernetes-client"
+    fi
+    echo "$bin"
+}
