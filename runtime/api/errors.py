@@ -38,7 +38,9 @@ def invalid(path: str, value: Any, detail: str) -> Cause:
 def not_supported(path: str, value: Any, allowed: list[str]) -> Cause:
     shown = ", ".join(f'"{a}"' for a in allowed)
     return Cause(
-        "FieldValueNotSupported", f"Unsupported value: {_show(value)}: supported values: {shown}", path
+        "FieldValueNotSupported",
+        f"Unsupported value: {_show(value)}: supported values: {shown}",
+        path,
     )
 
 
@@ -144,7 +146,12 @@ def invalid_object(group: str, kind: str, name: str, causes: list[Cause]) -> Api
     details: dict[str, Any] = {"name": name, "kind": kind, "causes": [c.to_dict() for c in causes]}
     if group:
         details["group"] = group
-    return ApiError(422, "Invalid", f'{kind}{"." + group if group else ""} "{name}" is invalid: {joined}', details)
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind}{"." + group if group else ""} "{name}" is invalid: {joined}',
+        details,
+    )
 
 
 def bad_request(message: str) -> ApiError:
@@ -160,7 +167,12 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type!r}")
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        f"application/json, application/yaml; got {content_type!r}",
+    )
 
 
 def not_acceptable(message: str) -> ApiError:

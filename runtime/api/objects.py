@@ -157,6 +157,14 @@ def _selector_string(sel: dict[str, Any] | None) -> str:
     return ",".join(parts)
 
 
+def _name_mismatch(body_name: str, url_name: str) -> str:
+    return f"the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+
+
+def _uid_precondition(wanted: Any, actual: Any) -> str:
+    return f"Precondition failed: UID in precondition: {wanted}, UID in object meta: {actual}"
+
+
 def _get_path(obj: Any, path: str) -> Any:
     cur = obj
     for part in path.strip(".").split("."):
@@ -181,8 +189,9 @@ def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
 class ObjectAPI:
     """Kubernetes object semantics over a :class:`Store`."""
 
-    def __init__(self, store: Store, registry: Registry, schemas: Schemas,
-                 options: ApiOptions | None = None) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, schemas: Schemas, options: ApiOptions | None = None
+    ) -> None:
         self.store = store
         self.registry = registry
         self.schemas = schemas
@@ -200,7 +209,9 @@ class ObjectAPI:
             if self.store.latest(NAMESPACES, "", name) is None:
                 body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
                 try:
-                    await self.create(ns_info, "", body, WriteOptions(field_manager="gitops-apiserver"))
+                    await self.create(
+                        ns_info, "", body, WriteOptions(field_manager="gitops-apiserver")
+                    )
                 except ApiError as exc:
                     if exc.reason != "AlreadyExists":
                         raise
@@ -246,15 +257,24 @@ class ObjectAPI:
             raise errors.not_found(info.group, info.plural, name)
         return entry
 
-    def parse_selectors(self, info: ResourceInfo, label_selector: str | None,
-                        field_selector: str | None) -> tuple[LabelSelector, FieldSelector]:
+    def parse_selectors(
+        self, info: ResourceInfo, label_selector: str | None, field_selector: str | None
+    ) -> tuple[LabelSelector, FieldSelector]:
         custom_fields: tuple[str, ...] = ()
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector, allowed_fields(info.store_key, custom_fields))
         return labels, fields
 
-    def list(self, info: ResourceInfo, namespace: str | None, labels: LabelSelector,
-             fields: FieldSelector, *, limit: int = 0, continue_token: str = "") -> ListResult:
+    def list_objects(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        *,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> ListResult:
         if not info.namespaced:
             namespace = None
         rv = self.store.revision
@@ -316,7 +336,9 @@ class ObjectAPI:
         if not info.namespaced:
             return
         if not namespace:
-            raise errors.bad_request("the server could not find the requested resource: a namespace is required")
+            raise errors.bad_request(
+                "the server could not find the requested resource: a namespace is required"
+            )
         ns = self.store.latest(NAMESPACES, "", namespace)
         if ns is None:
             raise errors.not_found("", "namespaces", namespace)
@@ -336,12 +358,15 @@ class ObjectAPI:
             raise errors.bad_request("the body of the request must be a JSON or YAML object")
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
-        if api_version and api_version != info.api_version:
-            if not (info.storage_version and self.registry.get(info.group, str(api_version).rpartition("/")[2], info.plural)):
-                raise errors.bad_request(
-                    f"the API version in the data ({api_version}) does not match the expected "
-                    f"API version ({info.api_version})"
-                )
+        # Another served version of the same custom resource converts with strategy None.
+        sibling = info.storage_version and self.registry.get(
+            info.group, str(api_version).rpartition("/")[2], info.plural
+        )
+        if api_version and api_version != info.api_version and not sibling:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected "
+                f"API version ({info.api_version})"
+            )
         if kind and kind != info.kind:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({info.kind})"
@@ -353,7 +378,8 @@ class ObjectAPI:
             body_ns = meta.get("namespace")
             if body_ns and namespace and body_ns != namespace:
                 raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
                 )
             meta["namespace"] = namespace or body_ns or ""
         else:
@@ -369,7 +395,7 @@ class ObjectAPI:
         report = decode.check(self.schemas, root, obj, prune=True)
         if report.type_errors:
             raise errors.bad_request(
-                f"{info.kind} in version \"{info.version}\" cannot be handled as a {info.kind}: "
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
                 + "; ".join(report.type_errors)
             )
         if report.unknown:
@@ -389,8 +415,14 @@ class ObjectAPI:
             name = str(_meta(obj).get("name") or "")
             raise errors.invalid_object(info.group, info.kind, name, causes)
 
-    def _track(self, info: ResourceInfo, old: dict[str, Any] | None, new: dict[str, Any],
-               manager: str, subresource: str = "") -> None:
+    def _track(
+        self,
+        info: ResourceInfo,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+        manager: str,
+        subresource: str = "",
+    ) -> None:
         ssa.track_update(
             self.schemas,
             self.root_schema(info),
@@ -414,12 +446,15 @@ class ObjectAPI:
         return errors.internal(str(exc))
 
     # --- create -----------------------------------------------------------------------
-    async def create(self, info: ResourceInfo, namespace: str, body: Any,
-                     opts: WriteOptions) -> WriteResult:
+    async def create(
+        self, info: ResourceInfo, namespace: str, body: Any, opts: WriteOptions
+    ) -> WriteResult:
         obj = self._check_identity(info, body, namespace)
         meta = _meta(obj)
         namespace = str(meta.get("namespace") or "")
-        self._require_namespace(info, namespace, str(meta.get("name") or meta.get("generateName") or ""))
+        self._require_namespace(
+            info, namespace, str(meta.get("name") or meta.get("generateName") or "")
+        )
         warnings = self._decode(info, obj, opts)
         meta = _meta(obj)
         name = meta.get("name")
@@ -437,7 +472,12 @@ class ObjectAPI:
 
     def _prepare_create(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         meta = _meta(obj)
-        for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        for key in (
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -448,9 +488,15 @@ class ObjectAPI:
         if info.has_status and info.store_key not in _STATUS_ON_CREATE:
             obj.pop("status", None)
 
-    async def _do_create(self, info: ResourceInfo, namespace: str, name: str,
-                         obj: dict[str, Any], opts: WriteOptions,
-                         warnings: list[str]) -> WriteResult:
+    async def _do_create(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        warnings: list[str],
+    ) -> WriteResult:
         storage = self.registry.storage_info(info)
         if self.store.latest(info.store_key, namespace, name) is not None:
             raise errors.already_exists(info.group, info.plural, name)
@@ -467,14 +513,19 @@ class ObjectAPI:
         return WriteResult(self.convert(info, entry.obj()), created=True, warnings=warnings)
 
     # --- update -----------------------------------------------------------------------
-    async def replace(self, info: ResourceInfo, namespace: str, name: str, body: Any,
-                      opts: WriteOptions, subresource: str = "") -> WriteResult:
+    async def replace(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> WriteResult:
         obj = self._check_identity(info, body, namespace)
         meta = _meta(obj)
         if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
-            )
+            raise errors.bad_request(_name_mismatch(str(meta["name"]), name))
         meta["name"] = name
         namespace = str(meta.get("namespace") or "") if info.namespaced else ""
         current = self.store.latest(info.store_key, namespace, name)
@@ -485,20 +536,33 @@ class ObjectAPI:
             raise errors.stale(info.group, info.plural, name)
         warnings = self._decode(info, obj, opts)
         old = self.convert(info, current.obj())
-        return await self._update(info, namespace, name, old, obj, current.rv, opts,
-                                  subresource, warnings)
+        return await self._update(
+            info, namespace, name, old, obj, current.rv, opts, subresource, warnings
+        )
 
-    async def _update(self, info: ResourceInfo, namespace: str, name: str,
-                      old: dict[str, Any], new: dict[str, Any], expect_rv: int,
-                      opts: WriteOptions, subresource: str, warnings: list[str],
-                      *, managed: bool = True) -> WriteResult:
+    async def _update(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        expect_rv: int,
+        opts: WriteOptions,
+        subresource: str,
+        warnings: list[str],
+        *,
+        managed: bool = True,
+    ) -> WriteResult:
         old_meta = old.get("metadata") or {}
         meta = _meta(new)
         body_uid = meta.get("uid")
         if body_uid and body_uid != old_meta.get("uid"):
             raise errors.conflict(
-                info.group, info.plural, name,
-                f"Precondition failed: UID in precondition: {body_uid}, UID in object meta: {old_meta.get('uid')}",
+                info.group,
+                info.plural,
+                name,
+                _uid_precondition(body_uid, old_meta.get("uid")),
             )
         if subresource == "status":
             merged = dict(old)
@@ -512,8 +576,13 @@ class ObjectAPI:
             new = merged
             meta = merged["metadata"]
         else:
-            for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                        "generation"):
+            for key in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
                 if key in old_meta:
                     meta[key] = old_meta[key]
                 else:
@@ -541,17 +610,27 @@ class ObjectAPI:
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
                 raise errors.invalid_object(
-                    info.group, info.kind, name,
-                    [errors.forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted, found new finalizers " + str(sorted(added)))],
+                    info.group,
+                    info.kind,
+                    name,
+                    [
+                        errors.forbidden(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {sorted(added)}",
+                        )
+                    ],
                 )
         self._admit(info, new, old)
-        if info.custom is not None or info.store_key in _GENERATION_KINDS:
-            if _spec_part(new) != _spec_part(old):
-                meta["generation"] = int(old_meta.get("generation") or 0) + 1
+        tracks_generation = info.custom is not None or info.store_key in _GENERATION_KINDS
+        if tracks_generation and _spec_part(new) != _spec_part(old):
+            meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if info.store_key == CRDS:
             self._crd_status(new)
         if managed:
-            self._track(info, old, new, opts.field_manager, subresource if subresource == "status" else "")
+            self._track(
+                info, old, new, opts.field_manager, subresource if subresource == "status" else ""
+            )
         compare_old = dict(old)
         compare_old["metadata"] = {k: v for k, v in old_meta.items() if k != "resourceVersion"}
         if _strip_managed_times(new) == _strip_managed_times(compare_old):
@@ -575,8 +654,16 @@ class ObjectAPI:
         return WriteResult(self.convert(info, entry.obj()), warnings=warnings)
 
     # --- patch ------------------------------------------------------------------------
-    async def patch(self, info: ResourceInfo, namespace: str, name: str, patch_type: str,
-                    body: Any, opts: WriteOptions, subresource: str = "") -> WriteResult:
+    async def patch(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        patch_type: str,
+        body: Any,
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> WriteResult:
         namespace = namespace if info.namespaced else ""
         current = self.store.latest(info.store_key, namespace, name)
         if patch_type == "apply":
@@ -604,22 +691,29 @@ class ObjectAPI:
             raise errors.bad_request("the name of the object cannot be changed by a patch")
         self._check_identity(info, new, namespace)
         warnings = self._decode(info, new, opts)
-        return await self._update(info, namespace, name, old, new, current.rv, opts,
-                                  subresource, warnings)
+        return await self._update(
+            info, namespace, name, old, new, current.rv, opts, subresource, warnings
+        )
 
-    async def _apply(self, info: ResourceInfo, namespace: str, name: str,
-                     current: Entry | None, body: Any, opts: WriteOptions,
-                     subresource: str) -> WriteResult:
+    async def _apply(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        current: Entry | None,
+        body: Any,
+        opts: WriteOptions,
+        subresource: str,
+    ) -> WriteResult:
         if not opts.field_manager:
             raise errors.bad_request(
-                "PATCH, application/apply-patch+yaml requests must have a fieldManager query parameter"
+                "PATCH, application/apply-patch+yaml requests must have a fieldManager "
+                "query parameter"
             )
         config = self._check_identity(info, body, namespace)
         cmeta = _meta(config)
         if cmeta.get("name") and cmeta["name"] != name:
-            raise errors.bad_request(
-                f"the name of the object ({cmeta['name']}) does not match the name on the URL ({name})"
-            )
+            raise errors.bad_request(_name_mismatch(str(cmeta["name"]), name))
         cmeta["name"] = name
         if "managedFields" in cmeta:
             raise errors.bad_request("metadata.managedFields must be nil")
@@ -630,8 +724,16 @@ class ObjectAPI:
             if subresource:
                 raise errors.not_found(info.group, info.plural, name)
             self._require_namespace(info, namespace, name)
-            new = ssa.apply(self.schemas, root, None, config, opts.field_manager, force=opts.force,
-                            api_version=info.api_version, now=now_rfc3339())
+            new = ssa.apply(
+                self.schemas,
+                root,
+                None,
+                config,
+                opts.field_manager,
+                force=opts.force,
+                api_version=info.api_version,
+                now=now_rfc3339(),
+            )
             self._prepare_create(info, new)
             self._admit(info, new, None)
             if info.store_key == CRDS:
@@ -644,21 +746,47 @@ class ObjectAPI:
         if info.has_status:
             live = dict(old)
             if subresource == "status":
-                config = {"apiVersion": config["apiVersion"], "kind": config["kind"],
-                          "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
-                          **({"status": config["status"]} if "status" in config else {})}
+                config = {
+                    "apiVersion": config["apiVersion"],
+                    "kind": config["kind"],
+                    "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+                    **({"status": config["status"]} if "status" in config else {}),
+                }
             else:
                 config.pop("status", None)
-        new = ssa.apply(self.schemas, root, live, config, opts.field_manager, force=opts.force,
-                        api_version=info.api_version, now=now_rfc3339(),
-                        subresource="status" if subresource == "status" else "")
-        return await self._update(info, namespace, name, old, new, current.rv, opts,
-                                  "status" if subresource == "status" else "", warnings,
-                                  managed=False)
+        new = ssa.apply(
+            self.schemas,
+            root,
+            live,
+            config,
+            opts.field_manager,
+            force=opts.force,
+            api_version=info.api_version,
+            now=now_rfc3339(),
+            subresource="status" if subresource == "status" else "",
+        )
+        return await self._update(
+            info,
+            namespace,
+            name,
+            old,
+            new,
+            current.rv,
+            opts,
+            "status" if subresource == "status" else "",
+            warnings,
+            managed=False,
+        )
 
     # --- delete -----------------------------------------------------------------------
-    async def delete(self, info: ResourceInfo, namespace: str, name: str,
-                     options: dict[str, Any] | None, opts: WriteOptions) -> WriteResult:
+    async def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        options: dict[str, Any] | None,
+        opts: WriteOptions,
+    ) -> WriteResult:
         options = options or {}
         namespace = namespace if info.namespaced else ""
         current = self.store.latest(info.store_key, namespace, name)
@@ -669,25 +797,39 @@ class ObjectAPI:
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
             raise errors.conflict(
-                info.group, info.plural, name,
-                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta.get('uid')}",
+                info.group,
+                info.plural,
+                name,
+                _uid_precondition(pre["uid"], meta.get("uid")),
             )
         if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(current.rv):
             raise errors.conflict(
-                info.group, info.plural, name,
+                info.group,
+                info.plural,
+                name,
                 f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                 f"ResourceVersion in object meta: {current.rv}",
             )
         policy = options.get("propagationPolicy")
         if policy is not None and policy not in PROPAGATION_POLICIES:
             raise errors.invalid_object(
-                "meta.k8s.io", "DeleteOptions", "",
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
                 [errors.not_supported("propagationPolicy", policy, list(PROPAGATION_POLICIES))],
             )
         if options.get("orphanDependents") is not None and policy is not None:
             raise errors.invalid_object(
-                "meta.k8s.io", "DeleteOptions", "",
-                [errors.invalid("propagationPolicy", policy, "orphanDependents and deletionPropagation cannot be both set")],
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                [
+                    errors.invalid(
+                        "propagationPolicy",
+                        policy,
+                        "orphanDependents and deletionPropagation cannot be both set",
+                    )
+                ],
             )
         if policy is None and options.get("orphanDependents") is not None:
             policy = "Orphan" if options["orphanDependents"] else "Background"
@@ -698,18 +840,32 @@ class ObjectAPI:
             finalizers = [f for f in finalizers if f != other]
             if wanted not in finalizers:
                 finalizers.append(wanted)
-        if info.store_key == NAMESPACES and "kubernetes" in ((obj.get("spec") or {}).get("finalizers") or []):
-            return await self._mark_deleted(info, namespace, name, obj, current.rv, opts,
-                                            finalizers, grace=0, namespace_phase=True)
+        if info.store_key == NAMESPACES and "kubernetes" in (
+            (obj.get("spec") or {}).get("finalizers") or []
+        ):
+            return await self._mark_deleted(
+                info,
+                namespace,
+                name,
+                obj,
+                current.rv,
+                opts,
+                finalizers,
+                grace=0,
+                namespace_phase=True,
+            )
         grace = self._grace_period(info, obj, options)
         if finalizers or grace > 0:
-            return await self._mark_deleted(info, namespace, name, obj, current.rv, opts,
-                                            finalizers, grace=grace)
+            return await self._mark_deleted(
+                info, namespace, name, obj, current.rv, opts, finalizers, grace=grace
+            )
         if info.store_key == CRDS:
             await self._delete_custom_objects(obj, opts)
         return await self._remove(info, namespace, name, obj, current.rv, opts)
 
-    def _grace_period(self, info: ResourceInfo, obj: dict[str, Any], options: dict[str, Any]) -> int:
+    def _grace_period(
+        self, info: ResourceInfo, obj: dict[str, Any], options: dict[str, Any]
+    ) -> int:
         if info.store_key != "core/pods" or not self.options.graceful_pod_deletion:
             return 0
         spec = obj.get("spec") or {}
@@ -724,10 +880,19 @@ class ObjectAPI:
             grace = min(int(grace), int(current))
         return max(int(grace), 0)
 
-    async def _mark_deleted(self, info: ResourceInfo, namespace: str, name: str,
-                            obj: dict[str, Any], rv: int, opts: WriteOptions,
-                            finalizers: list[str], *, grace: int,
-                            namespace_phase: bool = False) -> WriteResult:
+    async def _mark_deleted(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        rv: int,
+        opts: WriteOptions,
+        finalizers: list[str],
+        *,
+        grace: int,
+        namespace_phase: bool = False,
+    ) -> WriteResult:
         meta = _meta(obj)
         changed = False
         if not meta.get("deletionTimestamp"):
@@ -762,8 +927,15 @@ class ObjectAPI:
             raise self._store_error(info, name, exc) from exc
         return WriteResult(self.convert(info, entry.obj()), pending=True)
 
-    async def _remove(self, info: ResourceInfo, namespace: str, name: str,
-                      obj: dict[str, Any], rv: int, opts: WriteOptions) -> WriteResult:
+    async def _remove(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        rv: int,
+        opts: WriteOptions,
+    ) -> WriteResult:
         if opts.dry_run:
             return WriteResult(obj)
         try:
@@ -774,10 +946,16 @@ class ObjectAPI:
             self._unregister_crd(str(_meta(obj).get("name")))
         return WriteResult(self.convert(info, entry.obj()))
 
-    async def delete_collection(self, info: ResourceInfo, namespace: str | None,
-                                labels: LabelSelector, fields: FieldSelector,
-                                options: dict[str, Any] | None, opts: WriteOptions) -> list[dict[str, Any]]:
-        result = self.list(info, namespace, labels, fields)
+    async def delete_collection(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        options: dict[str, Any] | None,
+        opts: WriteOptions,
+    ) -> list[dict[str, Any]]:
+        result = self.list_objects(info, namespace, labels, fields)
         deleted = []
         for entry in result.items:
             try:
@@ -821,8 +999,14 @@ class ObjectAPI:
             "status": status,
         }
 
-    async def update_scale(self, info: ResourceInfo, namespace: str, name: str,
-                           scale: dict[str, Any], opts: WriteOptions) -> WriteResult:
+    async def update_scale(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        scale: dict[str, Any],
+        opts: WriteOptions,
+    ) -> WriteResult:
         namespace = namespace if info.namespaced else ""
         current = self.store.latest(info.store_key, namespace, name)
         if current is None:
@@ -833,7 +1017,9 @@ class ObjectAPI:
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid_object(
-                "autoscaling", "Scale", name,
+                "autoscaling",
+                "Scale",
+                name,
                 [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
             )
         old = self.convert(info, current.obj())
@@ -843,8 +1029,14 @@ class ObjectAPI:
         result = await self._update(info, namespace, name, old, new, current.rv, opts, "scale", [])
         return WriteResult(self.to_scale(info, result.obj), warnings=result.warnings)
 
-    async def bind(self, info: ResourceInfo, namespace: str, name: str, binding: dict[str, Any],
-                   opts: WriteOptions) -> None:
+    async def bind(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        binding: dict[str, Any],
+        opts: WriteOptions,
+    ) -> None:
         """pods/{name}/binding: assign a pod to a node, once."""
         target = (binding.get("target") or {}).get("name")
         if not target:
@@ -855,20 +1047,29 @@ class ObjectAPI:
         old = current.obj()
         spec = old.get("spec") or {}
         if (old.get("metadata") or {}).get("deletionTimestamp"):
-            raise errors.conflict("", "pods", name, f"pod {name} is being deleted, cannot be assigned to a host")
+            raise errors.conflict(
+                "", "pods", name, f"pod {name} is being deleted, cannot be assigned to a host"
+            )
         if spec.get("nodeName"):
             raise errors.conflict(
-                "", "pods", name, f"pod {name} is already assigned to node \"{spec['nodeName']}\""
+                "", "pods", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"'
             )
         new = orjson.loads(current.data)
         new["spec"]["nodeName"] = target
         status = new.setdefault("status", {})
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                           "lastTransitionTime": now_rfc3339()})
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now_rfc3339(),
+            }
+        )
         status["conditions"] = conditions
-        await self._update(info, namespace, name, old, new, current.rv, opts, "binding", [],
-                           managed=True)
+        await self._update(
+            info, namespace, name, old, new, current.rv, opts, "binding", [], managed=True
+        )
 
     # --- custom resource definitions ------------------------------------------------------
     def _crd_status(self, crd: dict[str, Any]) -> None:
@@ -880,13 +1081,20 @@ class ObjectAPI:
         def condition(kind: str, reason: str, message: str) -> dict[str, Any]:
             old = previous.get(kind) or {}
             when = old.get("lastTransitionTime") if old.get("status") == "True" else now
-            return {"type": kind, "status": "True", "lastTransitionTime": when or now,
-                    "reason": reason, "message": message}
+            return {
+                "type": kind,
+                "status": "True",
+                "lastTransitionTime": when or now,
+                "reason": reason,
+                "message": message,
+            }
 
         status["acceptedNames"] = dict(spec.get("names") or {})
         status["conditions"] = [
             condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            condition(
+                "Established", "InitialNamesAccepted", "the initial names have been accepted"
+            ),
         ]
         stored = list(status.get("storedVersions") or [])
         for version in spec.get("versions") or []:
@@ -901,7 +1109,11 @@ class ObjectAPI:
         for version in spec.get("versions") or []:
             existing = self.registry.get(group, version.get("name", ""), plural)
             if existing is not None and existing.custom is None:
-                return [errors.invalid("spec.names.plural", plural, "conflicts with a built-in resource")]
+                return [
+                    errors.invalid(
+                        "spec.names.plural", plural, "conflicts with a built-in resource"
+                    )
+                ]
         return []
 
     def _register_crd(self, crd: dict[str, Any]) -> None:

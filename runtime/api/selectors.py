@@ -108,7 +108,9 @@ def parse_label_selector(text: str | None) -> LabelSelector:
         m = _SET_RE.match(part)
         if m:
             key = _check_key(m.group(1), text)
-            values = tuple(_check_value(v.strip(), text) for v in m.group(3).split(",") if v.strip())
+            values = tuple(
+                _check_value(v.strip(), text) for v in m.group(3).split(",") if v.strip()
+            )
             reqs.append(Requirement(key, m.group(2), values))
             continue
         for token, op in (("!=", "!="), ("==", "="), ("=", "="), (">", "gt"), ("<", "lt")):
@@ -138,7 +140,9 @@ def from_label_selector_object(sel: Mapping[str, Any] | None) -> LabelSelector |
         op = ops.get(str(expr.get("operator")))
         if op is None:
             raise bad_request(f"{expr.get('operator')!r} is not a valid label selector operator")
-        reqs.append(Requirement(str(expr.get("key")), op, tuple(str(v) for v in expr.get("values") or ())))
+        reqs.append(
+            Requirement(str(expr.get("key")), op, tuple(str(v) for v in expr.get("values") or ()))
+        )
     return LabelSelector(tuple(reqs))
 
 
@@ -157,10 +161,7 @@ class FieldSelector:
         return not self.requirements
 
     def matches(self, fields: Mapping[str, str]) -> bool:
-        for r in self.requirements:
-            if (fields.get(r.field, "") == r.value) != r.equal:
-                return False
-        return True
+        return all((fields.get(r.field, "") == r.value) == r.equal for r in self.requirements)
 
     def exact(self, name: str) -> str | None:
         """The value the selector requires ``name`` to equal, if any (for index lookups)."""
@@ -186,20 +187,20 @@ def parse_field_selector(text: str | None, allowed: frozenset[str]) -> FieldSele
         part = part.strip()
         if not part:
             continue
-        for token, equal in (("!=", False), ("==", True), ("=", True)):
-            if token in part:
-                name, _, value = part.partition(token)
-                name = name.strip()
-                break
-        else:
+        operator = next((t for t in ("!=", "==", "=") if t in part), None)
+        if operator is None:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
+        name, _, value = part.partition(operator)
+        name = name.strip()
+        equal = operator != "!="
         if name not in allowed:
-            raise bad_request(f'field label not supported: {name}')
+            raise bad_request(f"field label not supported: {name}")
         reqs.append(FieldRequirement(name, _unescape(value.strip()), equal))
     return FieldSelector(tuple(reqs))
 
 
 # --- selectable fields per resource ---------------------------------------------------
+
 
 def _get(obj: Mapping[str, Any], path: str) -> Any:
     cur: Any = obj
@@ -324,11 +325,13 @@ def selectable_fields(
 ) -> dict[str, str]:
     """The field-selector values of ``obj`` (metadata.name/namespace always included)."""
     meta = obj.get("metadata") or {}
-    out = {"metadata.name": _text(meta.get("name")), "metadata.namespace": _text(meta.get("namespace"))}
+    out = {
+        "metadata.name": _text(meta.get("name")),
+        "metadata.namespace": _text(meta.get("namespace")),
+    }
     extractor = _EXTRACTORS.get(store_key)
     if extractor is not None:
         out.update(extractor(obj))
     for path in custom_fields:
         out[path] = _text(_get(obj, path.lstrip(".")))
     return out
-

@@ -106,8 +106,13 @@ def _status_success(info: ResourceInfo, name: str, uid: str) -> dict[str, Any]:
     details: dict[str, Any] = {"name": name, "kind": info.plural, "uid": uid}
     if info.group:
         details["group"] = info.group
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": details}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
 
 
 def _parse_query(raw: bytes) -> dict[str, str]:
@@ -132,7 +137,7 @@ def _parse_body(req: Request, content_type: str) -> Any:
         pass
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(data, Loader=loader)
     except yaml.YAMLError as exc:
         raise errors.bad_request(f"the request body is neither JSON nor YAML: {exc}") from exc
 
@@ -177,7 +182,9 @@ class ApiApp:
         self.openapi = OpenAPI(api.registry)
         self._token = options.token.encode()
         self._shutdown = asyncio.Event()
-        self.log_source: Callable[[ResourceInfo, dict[str, Any], Request], Awaitable[Response]] | None = None
+        self.log_source: (
+            Callable[[ResourceInfo, dict[str, Any], Request], Awaitable[Response]] | None
+        ) = None
         api.on_registry_change(self._registry_changed)
 
     def _registry_changed(self) -> None:
@@ -251,7 +258,10 @@ class ApiApp:
 
     async def _send(self, send: Send, req: Request, response: Response) -> None:
         body = response.body
-        headers = [(b"content-type", response.content_type), (b"cache-control", b"no-cache, private")]
+        headers = [
+            (b"content-type", response.content_type),
+            (b"cache-control", b"no-cache, private"),
+        ]
         headers.extend(response.headers)
         for warning in req.warnings:
             text = warning.replace('"', '\\"')
@@ -274,8 +284,17 @@ class ApiApp:
         if path.startswith("/openapi/"):
             return self._openapi(req, path)
         if path == "/":
-            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
-                     "/readyz", "/version"]
+            paths = [
+                "/api",
+                "/api/v1",
+                "/apis",
+                "/healthz",
+                "/livez",
+                "/openapi/v2",
+                "/openapi/v3",
+                "/readyz",
+                "/version",
+            ]
             paths += [f"/apis/{g}" for g in self.api.registry.groups() if g]
             return Response(200, orjson.dumps({"paths": sorted(paths)}))
         parts = path.split("/")[1:]
@@ -302,24 +321,35 @@ class ApiApp:
     def _openapi(self, req: Request, path: str) -> Response:
         if path == "/openapi/v2":
             if PROTOBUF_OPENAPI in req.accept:
-                return Response(200, self.openapi.v2_protobuf(),
-                                b"application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-                                [(b"etag", f'"{self.openapi.etag()}"'.encode())])
-            return Response(200, self.openapi.v2_json(), headers=[(b"etag", f'"{self.openapi.etag()}"'.encode())])
+                return Response(
+                    200,
+                    self.openapi.v2_protobuf(),
+                    b"application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    [(b"etag", f'"{self.openapi.etag()}"'.encode())],
+                )
+            return Response(
+                200,
+                self.openapi.v2_json(),
+                headers=[(b"etag", f'"{self.openapi.etag()}"'.encode())],
+            )
         if path == "/openapi/v3":
             return Response(200, self.openapi.v3_index())
         if path.startswith("/openapi/v3/"):
-            doc = self.openapi.v3_group_version(path[len("/openapi/v3/"):])
+            doc = self.openapi.v3_group_version(path[len("/openapi/v3/") :])
             if doc is not None:
                 return Response(200, doc)
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
-    def _split(self, group: str, version: str, rest: list[str]) -> tuple[ResourceInfo, str, str, str]:
+    def _split(
+        self, group: str, version: str, rest: list[str]
+    ) -> tuple[ResourceInfo, str, str, str]:
         namespace = ""
-        if (len(rest) >= 3 and rest[0] == "namespaces" and group == "" and
-                not (len(rest) == 3 and rest[2] in ("status", "finalize"))):
-            namespace, rest = rest[1], rest[2:]
-        elif len(rest) >= 3 and rest[0] == "namespaces" and group != "":
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and group == ""
+            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ) or (len(rest) >= 3 and rest[0] == "namespaces" and group != ""):
             namespace, rest = rest[1], rest[2:]
         if len(rest) > 3 or not rest:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -343,9 +373,15 @@ class ApiApp:
             manager = req.user_agent.split("/", 1)[0][:128]
         validation = req.query.get("fieldValidation", "Warn") or "Warn"
         if validation not in ("Strict", "Warn", "Ignore"):
-            raise errors.bad_request(f"fieldValidation must be one of Strict, Warn, Ignore, not {validation!r}")
-        return WriteOptions(dry_run=bool(dry), field_manager=manager, force=req.flag("force"),
-                            field_validation=validation)
+            raise errors.bad_request(
+                f"fieldValidation must be one of Strict, Warn, Ignore, not {validation!r}"
+            )
+        return WriteOptions(
+            dry_run=bool(dry),
+            field_manager=manager,
+            force=req.flag("force"),
+            field_validation=validation,
+        )
 
     async def _resource(self, req: Request, group: str, version: str, rest: list[str]) -> Response:
         info, namespace, name, sub = self._split(group, version, rest)
@@ -374,10 +410,22 @@ class ApiApp:
                 raise errors.method_not_allowed("only POST is supported on pods/binding")
             body = _parse_body(req, req.headers.get("content-type", ""))
             await self.api.bind(info, namespace, name, body, self._write_options(req))
-            return Response(201, orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                               "status": "Success", "code": 201}))
+            return Response(
+                201,
+                orjson.dumps(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    }
+                ),
+            )
         if sub in ("eviction", "ephemeralcontainers", "approval"):
-            raise errors.method_not_allowed(f"{info.plural}/{sub} is not implemented by the built-in cluster yet")
+            raise errors.method_not_allowed(
+                f"{info.plural}/{sub} is not implemented by the built-in cluster yet"
+            )
         if method == "GET":
             self._verb(info, "get")
             entry = self.api.get(info, namespace, name)
@@ -385,7 +433,9 @@ class ApiApp:
         if method == "PUT":
             self._verb(info, "update")
             body = _parse_body(req, req.headers.get("content-type", ""))
-            result = await self.api.replace(info, namespace, name, body, self._write_options(req), sub)
+            result = await self.api.replace(
+                info, namespace, name, body, self._write_options(req), sub
+            )
             return self._object_response(req, info, result, 200)
         if method == "PATCH":
             self._verb(info, "patch")
@@ -394,8 +444,9 @@ class ApiApp:
             if patch_type is None or patch_type == "unsupported":
                 raise errors.unsupported_media_type(ctype)
             body = _parse_body(req, ctype)
-            result = await self.api.patch(info, namespace, name, patch_type, body,
-                                          self._write_options(req), sub)
+            result = await self.api.patch(
+                info, namespace, name, patch_type, body, self._write_options(req), sub
+            )
             return self._object_response(req, info, result, 201 if result.created else 200)
         if method == "DELETE":
             self._verb(info, "delete")
@@ -409,7 +460,9 @@ class ApiApp:
     @staticmethod
     def _verb(info: ResourceInfo, verb: str) -> None:
         if verb not in info.verbs:
-            raise errors.method_not_allowed(f"{verb} is not supported on resource {info.group_resource}")
+            raise errors.method_not_allowed(
+                f"{verb} is not supported on resource {info.group_resource}"
+            )
 
     def _delete_options(self, req: Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -433,14 +486,19 @@ class ApiApp:
         return options
 
     # --- rendering ------------------------------------------------------------------------
-    def _object_response(self, req: Request, info: ResourceInfo, result: WriteResult,
-                         status: int) -> Response:
+    def _object_response(
+        self, req: Request, info: ResourceInfo, result: WriteResult, status: int
+    ) -> Response:
         req.warnings.extend(result.warnings)
         accept = _Accept(req.accept)
         if accept.table:
-            table = tables.to_table(info, [result.obj], now=dt.datetime.now(dt.UTC),
-                                    include_object=req.query.get("includeObject", "Metadata"),
-                                    api_version=accept.table_version)
+            table = tables.to_table(
+                info,
+                [result.obj],
+                now=dt.datetime.now(dt.UTC),
+                include_object=req.query.get("includeObject", "Metadata"),
+                api_version=accept.table_version,
+            )
             return Response(status, orjson.dumps(table))
         return Response(status, orjson.dumps(result.obj))
 
@@ -448,9 +506,14 @@ class ApiApp:
         accept = _Accept(req.accept)
         if accept.table:
             obj = self.api.convert(info, entry.obj())
-            table = tables.to_table(info, [obj], now=dt.datetime.now(dt.UTC),
-                                    include_object=req.query.get("includeObject", "Metadata"),
-                                    resource_version=str(entry.rv), api_version=accept.table_version)
+            table = tables.to_table(
+                info,
+                [obj],
+                now=dt.datetime.now(dt.UTC),
+                include_object=req.query.get("includeObject", "Metadata"),
+                resource_version=str(entry.rv),
+                api_version=accept.table_version,
+            )
             return Response(200, orjson.dumps(table))
         if accept.partial:
             obj = self.api.convert(info, entry.obj())
@@ -460,22 +523,32 @@ class ApiApp:
         return Response(200, self.api.render(info, entry))
 
     def _list(self, req: Request, info: ResourceInfo, namespace: str | None) -> Response:
-        labels, fields = self.api.parse_selectors(info, req.query.get("labelSelector"),
-                                                  req.query.get("fieldSelector"))
+        labels, fields = self.api.parse_selectors(
+            info, req.query.get("labelSelector"), req.query.get("fieldSelector")
+        )
         try:
             limit = int(req.query.get("limit") or 0)
         except ValueError as exc:
             raise errors.bad_request("limit must be an integer") from exc
-        result = self.api.list(info, namespace, labels, fields, limit=max(limit, 0),
-                               continue_token=req.query.get("continue", ""))
+        result = self.api.list_objects(
+            info,
+            namespace,
+            labels,
+            fields,
+            limit=max(limit, 0),
+            continue_token=req.query.get("continue", ""),
+        )
         accept = _Accept(req.accept)
         if accept.table:
             objs = [self.api.convert(info, e.obj()) for e in result.items]
             table = tables.to_table(
-                info, objs, now=dt.datetime.now(dt.UTC),
+                info,
+                objs,
+                now=dt.datetime.now(dt.UTC),
                 include_object=req.query.get("includeObject", "Metadata"),
                 resource_version=str(result.resource_version),
-                continue_token=result.continue_token, remaining=result.remaining,
+                continue_token=result.continue_token,
+                remaining=result.remaining,
                 api_version=accept.table_version,
             )
             return Response(200, orjson.dumps(table))
@@ -486,25 +559,40 @@ class ApiApp:
                 meta["remainingItemCount"] = result.remaining
         if accept.partial:
             items = [_partial(self.api.convert(info, e.obj())) for e in result.items]
-            body = orjson.dumps({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                                 "metadata": meta, "items": items})
+            body = orjson.dumps(
+                {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                    "items": items,
+                }
+            )
             return Response(200, body)
         if not accept.json_ok:
             raise errors.not_acceptable("only application/json is served")
-        head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta})
+        head = orjson.dumps(
+            {"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta}
+        )
         parts = [self.api.render(info, e) for e in result.items]
         body = b"".join([head[:-1], b',"items":[', b",".join(parts), b"]}"])
         return Response(200, body)
 
-    async def _delete_collection(self, req: Request, info: ResourceInfo,
-                                 namespace: str | None) -> Response:
-        labels, fields = self.api.parse_selectors(info, req.query.get("labelSelector"),
-                                                  req.query.get("fieldSelector"))
+    async def _delete_collection(
+        self, req: Request, info: ResourceInfo, namespace: str | None
+    ) -> Response:
+        labels, fields = self.api.parse_selectors(
+            info, req.query.get("labelSelector"), req.query.get("fieldSelector")
+        )
         options = self._delete_options(req)
-        deleted = await self.api.delete_collection(info, namespace, labels, fields, options,
-                                                   self._write_options(req))
-        body = {"kind": info.list_kind, "apiVersion": info.api_version,
-                "metadata": {"resourceVersion": str(self.api.store.revision)}, "items": deleted}
+        deleted = await self.api.delete_collection(
+            info, namespace, labels, fields, options, self._write_options(req)
+        )
+        body = {
+            "kind": info.list_kind,
+            "apiVersion": info.api_version,
+            "metadata": {"resourceVersion": str(self.api.store.revision)},
+            "items": deleted,
+        }
         return Response(200, orjson.dumps(body))
 
     async def _scale(self, req: Request, info: ResourceInfo, namespace: str, name: str) -> Response:
@@ -554,8 +642,15 @@ class ApiApp:
         body["apiVersion"] = info.api_version
         body["kind"] = info.kind
         user = {"username": "gitops-admin", "groups": ["system:masters", "system:authenticated"]}
-        if info.kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview"):
-            body["status"] = {"allowed": True, "reason": "the built-in cluster has one administrator"}
+        if info.kind in (
+            "SelfSubjectAccessReview",
+            "SubjectAccessReview",
+            "LocalSubjectAccessReview",
+        ):
+            body["status"] = {
+                "allowed": True,
+                "reason": "the built-in cluster has one administrator",
+            }
         elif info.kind == "SelfSubjectRulesReview":
             body["status"] = {
                 "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
@@ -584,24 +679,39 @@ class ApiApp:
         if sub:
             raise errors.method_not_allowed("watch is not supported on subresources")
         self._verb(info, "watch")
-        labels, fields = self.api.parse_selectors(info, req.query.get("labelSelector"),
-                                                  req.query.get("fieldSelector"))
+        labels, fields = self.api.parse_selectors(
+            info, req.query.get("labelSelector"), req.query.get("fieldSelector")
+        )
         if name:
-            fields = FieldSelector((*fields.requirements, FieldRequirement("metadata.name", name, True)))
+            fields = FieldSelector(
+                (*fields.requirements, FieldRequirement("metadata.name", name, True))
+            )
         watch = _Watch(self, req, info, namespace or None, labels, fields, send, receive)
         await watch.run()
 
 
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": obj.get("metadata") or {}}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata") or {},
+    }
 
 
 class _Watch:
     """One watch stream: initial events, then committed events, bookmarks and timeout."""
 
-    def __init__(self, app: ApiApp, req: Request, info: ResourceInfo, namespace: str | None,
-                 labels: LabelSelector, fields: FieldSelector, send: Send, receive: Receive) -> None:
+    def __init__(
+        self,
+        app: ApiApp,
+        req: Request,
+        info: ResourceInfo,
+        namespace: str | None,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        send: Send,
+        receive: Receive,
+    ) -> None:
         self.app = app
         self.req = req
         self.info = info
@@ -627,16 +737,26 @@ class _Watch:
     def _line(self, kind: str, entry: Entry) -> bytes:
         if self.accept.table:
             obj = self.app.api.convert(self.info, entry.obj())
-            row = tables.table_row_for_watch(self.info, obj, now=dt.datetime.now(dt.UTC),
-                                             include_object=self.include,
-                                             headers=not self.headers_sent,
-                                             api_version=self.accept.table_version)
+            row = tables.table_row_for_watch(
+                self.info,
+                obj,
+                now=dt.datetime.now(dt.UTC),
+                include_object=self.include,
+                headers=not self.headers_sent,
+                api_version=self.accept.table_version,
+            )
             self.headers_sent = True
             return orjson.dumps({"type": kind, "object": row}) + b"\n"
         if self.accept.partial:
             obj = self.app.api.convert(self.info, entry.obj())
             return orjson.dumps({"type": kind, "object": _partial(obj)}) + b"\n"
-        return b'{"type":"' + kind.encode() + b'","object":' + self.app.api.render(self.info, entry) + b"}\n"
+        return (
+            b'{"type":"'
+            + kind.encode()
+            + b'","object":'
+            + self.app.api.render(self.info, entry)
+            + b"}\n"
+        )
 
     def _bookmark(self, rv: int, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
@@ -646,8 +766,15 @@ class _Watch:
         api_version = self.info.api_version
         if self.accept.table:
             kind, api_version = "Table", self.accept.table_version
-        return orjson.dumps({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
-                                                            "metadata": meta}}) + b"\n"
+        return (
+            orjson.dumps(
+                {
+                    "type": "BOOKMARK",
+                    "object": {"kind": kind, "apiVersion": api_version, "metadata": meta},
+                }
+            )
+            + b"\n"
+        )
 
     async def _write(self, data: bytes) -> None:
         if data:
@@ -667,13 +794,24 @@ class _Watch:
         send_initial = q.get("sendInitialEvents") == "true"
         bookmarks = self.req.flag("allowWatchBookmarks")
         try:
-            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else self.app.options.watch_timeout
+            timeout = (
+                float(q["timeoutSeconds"])
+                if q.get("timeoutSeconds")
+                else self.app.options.watch_timeout
+            )
         except ValueError as exc:
             raise errors.bad_request("timeoutSeconds must be a number") from exc
         if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
             raise errors.invalid_object(
-                "meta.k8s.io", "ListOptions", "",
-                [errors.forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")],
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                [
+                    errors.forbidden(
+                        "resourceVersionMatch",
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    )
+                ],
             )
         start_rv: int
         if rv_param and rv_param != "0":
@@ -694,9 +832,17 @@ class _Watch:
             start_rv = rv_now
             if send_initial:
                 initial.append(self._bookmark(rv_now, initial_end=True))
-        await self.send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"cache-control", b"no-cache, private"),
-            (b"transfer-encoding", b"chunked")]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"cache-control", b"no-cache, private"),
+                    (b"transfer-encoding", b"chunked"),
+                ],
+            }
+        )
         disconnect = asyncio.ensure_future(self._watch_disconnect())
         try:
             if initial:
@@ -744,11 +890,15 @@ class _Watch:
                     await self._write(self._bookmark(store.revision))
                     next_bookmark = now + interval
                 wait_for = min(deadline, next_bookmark if bookmarks else deadline) - now
-                waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.closed.wait()),
-                           asyncio.ensure_future(shutdown.wait())]
+                waiters = [
+                    asyncio.ensure_future(wake.wait()),
+                    asyncio.ensure_future(self.closed.wait()),
+                    asyncio.ensure_future(shutdown.wait()),
+                ]
                 try:
-                    await asyncio.wait(waiters, timeout=max(wait_for, 0.001),
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        waiters, timeout=max(wait_for, 0.001), return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     for w in waiters:
                         w.cancel()

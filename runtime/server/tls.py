@@ -42,7 +42,7 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.chmod(tmp, 0o600)
+    tmp.chmod(0o600)
     tmp.replace(path)
 
 
@@ -73,9 +73,15 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -94,8 +100,9 @@ def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     return cert, key
 
 
-def _make_serving(directory: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
-                  hosts: list[str]) -> None:
+def _make_serving(
+    directory: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, hosts: list[str]
+) -> None:
     key = _key()
     now = dt.datetime.now(dt.UTC)
     alt: list[x509.GeneralName] = []
@@ -125,12 +132,13 @@ def _make_serving(directory: Path, ca: x509.Certificate, ca_key: ec.EllipticCurv
     (directory / "apiserver.hosts").write_text("\n".join(hosts) + "\n")
 
 
-def ensure_credentials(state_dir: Path, *, host: str, port: int,
-                       extra_hosts: tuple[str, ...] = ()) -> Credentials:
+def ensure_credentials(
+    state_dir: Path, *, host: str, port: int, extra_hosts: tuple[str, ...] = ()
+) -> Credentials:
     """Create (once) or reuse the CA, serving certificate, token and kubeconfig."""
     pki = state_dir / "pki"
     pki.mkdir(parents=True, exist_ok=True)
-    os.chmod(pki, 0o700)
+    pki.chmod(0o700)
     if (pki / "ca.crt").exists() and (pki / "ca.key").exists():
         ca, ca_key = _load_ca(pki)
     else:
@@ -166,10 +174,15 @@ def ensure_credentials(state_dir: Path, *, host: str, port: int,
         ],
         "users": [{"name": USER_NAME, "user": {"token": token}}],
         "contexts": [
-            {"name": CLUSTER_NAME, "context": {"cluster": CLUSTER_NAME, "user": USER_NAME, "namespace": "default"}}
+            {
+                "name": CLUSTER_NAME,
+                "context": {"cluster": CLUSTER_NAME, "user": USER_NAME, "namespace": "default"},
+            }
         ],
         "current-context": CLUSTER_NAME,
         "preferences": {},
     }
     _write_private(kubeconfig, yaml.safe_dump(config, sort_keys=False).encode())
-    return Credentials(pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key", token, kubeconfig)
+    return Credentials(
+        pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key", token, kubeconfig
+    )
