@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
@@ -191,7 +191,7 @@ class Bench:
         times.sort()
         return {
             "p50_s": statistics.median(times),
-            "p99_s": times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))],
+            "p99_s": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))],
             "max_s": times[-1],
             "runs": runs,
             "bytes": size,
@@ -244,10 +244,8 @@ class Bench:
 
             await asyncio.gather(*(write(i) for i in range(writes)))
             writes_done = time.perf_counter()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout=60)
-            except TimeoutError:
-                pass
             for t in tasks:
                 t.cancel()
         complete = sum(1 for n in received if n >= writes)
@@ -295,7 +293,7 @@ def run_wrk(
             check=True,
         ).stdout
     finally:
-        os.unlink(path)
+        Path(path).unlink()
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     fields = dict(kv.split("=") for kv in line.split()[1:])
     ok = int(fields.get("created", fields.get("ok", "0")))

