@@ -40,17 +40,38 @@ def _parser() -> argparse.ArgumentParser:
     cluster = sub.add_parser("cluster", help="the built-in cluster")
     csub = cluster.add_subparsers(dest="cluster_command", required=True)
     up = csub.add_parser("up", help="run the built-in cluster in the foreground")
-    up.add_argument("--state-dir", type=Path, default=_default_state_dir(),
-                    help="where the store, certificates, token and kubeconfig live "
-                         "(default: %(default)s)")
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=_default_state_dir(),
+        help="where the store, certificates, token and kubeconfig live (default: %(default)s)",
+    )
     up.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
     up.add_argument("--port", type=int, default=6443, help="HTTPS port (default: %(default)s)")
+    up.add_argument(
+        "--event-retention",
+        type=int,
+        default=20_000,
+        help="watch events kept for resuming watches; older revisions get 410 Gone "
+        "(default: %(default)s)",
+    )
+    up.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=60.0,
+        help="seconds between BOOKMARK events on watches that allow them (default: %(default)s)",
+    )
     sub.add_parser("version", help="print the version")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "event_retention", 10) < 10:
+        parser.error("--event-retention must be at least 10")
+    if getattr(args, "bookmark_interval", 1.0) <= 0:
+        parser.error("--bookmark-interval must be positive")
     _configure_logging(args.verbose)
     if args.command == "version":
         from importlib.metadata import version
@@ -58,13 +79,20 @@ def main(argv: list[str] | None = None) -> int:
         print(version("gitops-cluster"))
         return 0
     if args.command == "cluster" and args.cluster_command == "up":
-        import asyncio
-
         import uvloop
 
+        from runtime.api.store import StoreOptions
         from runtime.cluster import ClusterConfig, run_cluster
+        from runtime.server.serve import ApiServerConfig
 
-        config = ClusterConfig(state_dir=args.state_dir, host=args.host, port=args.port)
+        api = ApiServerConfig(
+            state_dir=args.state_dir,
+            host=args.host,
+            port=args.port,
+            store=StoreOptions(event_retention=args.event_retention),
+            bookmark_interval=args.bookmark_interval,
+        )
+        config = ClusterConfig(state_dir=args.state_dir, host=args.host, port=args.port, api=api)
         return uvloop.run(run_cluster(config))
     return 2
 

@@ -34,6 +34,7 @@ class ClusterProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def kubeconfig(self) -> Path:
@@ -69,6 +70,7 @@ class ClusterProcess:
                 str(self.state_dir),
                 "--port",
                 str(self.port),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
