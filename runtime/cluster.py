@@ -28,8 +28,9 @@ class ClusterConfig:
 
 async def run_cluster(config: ClusterConfig) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
-    api_config = config.api or ApiServerConfig(state_dir=config.state_dir, host=config.host,
-                                               port=config.port)
+    api_config = config.api or ApiServerConfig(
+        state_dir=config.state_dir, host=config.host, port=config.port
+    )
     server = ApiServer(api_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -38,8 +39,10 @@ async def run_cluster(config: ClusterConfig) -> int:
     try:
         await server.start()
     except OSError as exc:
-        print(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         await server.stop()
         return 1
     print(f"API server listening on {server.url}", flush=True)

@@ -39,7 +39,7 @@ def _ref_name(node: Node) -> str:
 
 def _matches(value: Any, want: str) -> bool:
     if want == "integer":
-        return isinstance(value, int) and not isinstance(value, bool) or (
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
             isinstance(value, float) and value.is_integer()
         )
     if want == "number":
@@ -62,14 +62,17 @@ def check(schemas: Schemas, root: Node, obj: dict[str, Any], *, prune: bool = Tr
     return report
 
 
-def _walk(schemas: Schemas, node: Node, value: Any, path: str, report: DecodeReport,
-          prune: bool) -> None:
+def _walk(
+    schemas: Schemas, node: Node, value: Any, path: str, report: DecodeReport, prune: bool
+) -> None:
     if value is None:
         return
     name = _ref_name(node)
     if name in (_INT_OR_STRING, _QUANTITY):
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            report.type_errors.append(f"{path or '.'}: expected string or number, got {_JSON_NAMES.get(type(value), '?')}")
+            report.type_errors.append(
+                f"{path or '.'}: expected string or number, got {_JSON_NAMES.get(type(value), '?')}"
+            )
         return
     resolved = schemas.resolve(node)
     want = type_of(resolved)

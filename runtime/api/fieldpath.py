@@ -107,7 +107,8 @@ def _go_float(f: float) -> str:
 
 def to_json(v: Any) -> str:
     """Compact JSON of a value, byte for byte as Go's encoding/json writes it
-    (map keys sorted, ``<``, ``>``, ``&`` escaped, integral floats without ``.0``)."""
+    (map keys sorted, ``<``, ``>``, ``&`` escaped, integral floats without ``.0``).
+    Values JSON has no type for are written as their string form."""
     if isinstance(v, str):
         return _json_str(v)
     if v is True:
@@ -123,8 +124,8 @@ def to_json(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(to_json(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ",".join(_json_str(k) + ":" + to_json(v[k]) for k in sorted(v)) + "}"
-    raise TypeError(f"not a JSON value: {type(v).__name__}")
+        return "{" + ",".join(_json_str(str(k)) + ":" + to_json(v[k]) for k in sorted(v)) + "}"
+    return _json_str(str(v))  # e.g. a date YAML parsed: JSON would carry it as a string
 
 
 def go_quote(v: Any) -> str:

@@ -157,6 +157,60 @@ def _selector_string(sel: dict[str, Any] | None) -> str:
     return ",".join(parts)
 
 
+def _carry_over(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Keep what the server allocated or owns when an update omits it, as kube-apiserver
+    does: a Service's cluster IPs, IP families and node ports (patchAllocatedValues), and
+    a Namespace's spec.finalizers (changed only through the finalize subresource)."""
+    old_spec = old.get("spec") or {}
+    if info.store_key == "core/namespaces":
+        spec = new.setdefault("spec", {})
+        if "finalizers" in old_spec:
+            spec["finalizers"] = old_spec["finalizers"]
+        else:
+            spec.pop("finalizers", None)
+        return
+    if info.store_key != "core/services":
+        return
+    spec = new.get("spec")
+    if not isinstance(spec, dict):
+        return
+    same_type = spec.get("type", "ClusterIP") == old_spec.get("type", "ClusterIP")
+    if (
+        not spec.get("clusterIP")
+        and old_spec.get("clusterIP")
+        and spec.get("type") != "ExternalName"
+    ):
+        spec["clusterIP"] = old_spec["clusterIP"]
+        if old_spec.get("clusterIPs") and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = old_spec["clusterIPs"]
+    for key in ("ipFamilies", "ipFamilyPolicy"):
+        if (
+            key not in spec
+            and key in old_spec
+            and spec.get("clusterIP") == old_spec.get("clusterIP")
+        ):
+            spec[key] = old_spec[key]
+    if same_type and not spec.get("healthCheckNodePort") and old_spec.get("healthCheckNodePort"):
+        spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
+    old_ports = {
+        (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+        for p in old_spec.get("ports") or []
+        if isinstance(p, dict)
+    }
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict) and not port.get("nodePort"):
+            allocated = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+            if allocated and spec.get("type") in ("NodePort", "LoadBalancer"):
+                port["nodePort"] = allocated
+
+
+def _reset_fields(info: ResourceInfo, subresource: str) -> tuple[str, ...]:
+    """Fields a write through this endpoint cannot change (so are not owned by it)."""
+    if not info.has_status:
+        return ()
+    return ("spec",) if subresource == "status" else ("status",)
+
+
 def _name_mismatch(body_name: str, url_name: str) -> str:
     return f"the name of the object ({body_name}) does not match the name on the URL ({url_name})"
 
@@ -432,6 +486,7 @@ class ObjectAPI:
             api_version=info.api_version,
             now=now_rfc3339(),
             subresource=subresource,
+            reset_fields=_reset_fields(info, subresource),
         )
 
     def _store_error(self, info: ResourceInfo, name: str, exc: Exception) -> ApiError:
@@ -621,6 +676,8 @@ class ObjectAPI:
                         )
                     ],
                 )
+        if subresource not in ("status", "finalize"):
+            _carry_over(info, old, new)
         self._admit(info, new, old)
         tracks_generation = info.custom is not None or info.store_key in _GENERATION_KINDS
         if tracks_generation and _spec_part(new) != _spec_part(old):
@@ -733,6 +790,7 @@ class ObjectAPI:
                 force=opts.force,
                 api_version=info.api_version,
                 now=now_rfc3339(),
+                reset_fields=_reset_fields(info, ""),
             )
             self._prepare_create(info, new)
             self._admit(info, new, None)
@@ -764,6 +822,7 @@ class ObjectAPI:
             api_version=info.api_version,
             now=now_rfc3339(),
             subresource="status" if subresource == "status" else "",
+            reset_fields=_reset_fields(info, subresource),
         )
         return await self._update(
             info,

@@ -74,7 +74,7 @@ class Schemas:
                     node = all_of[0]
                     continue
                 return node
-            node = self.definitions.get(ref[len(_REF_PREFIX):], _EMPTY)
+            node = self.definitions.get(ref[len(_REF_PREFIX) :], _EMPTY)
             seen += 1
             if seen > 64:
                 raise RuntimeError(f"schema reference loop at {ref}")

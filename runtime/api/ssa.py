@@ -19,9 +19,9 @@ Callers must treat what they pass in as read-only: neither function mutates ``ol
 ``live`` or ``config``; :func:`track_update` only writes
 ``new["metadata"]["managedFields"]``, and :func:`apply` returns a fresh object that
 shares nothing with its inputs. As in kube-apiserver, defaulting runs *after* apply
-(pruning drops fields nobody owns, defaulting puts defaults back), and creates and
-updates should be tracked on the object as decoded and defaulted, before mutating
-admission.
+(a field the applier stops applying is removed even when it has a default; defaulting
+puts the default back), and creates and updates are tracked on the object as decoded
+and defaulted, before mutating admission.
 """
 
 from __future__ import annotations
@@ -591,8 +591,32 @@ def _merge(t: _Type, lhs: Any, rhs: Any) -> Any:
 
 def _merge_list(t: _Type, lhs: list[Any], rhs: list[Any]) -> list[Any]:
     rorder, rseen = _index_items(t, rhs)
-    lorder, lseen = _index_items(t, lhs)
     elem = t.elem()
+    # Live items: keyed ones by key (first occurrence), plus pass-through slots for the
+    # ones that cannot be keyed or repeat a key. A repeated key the configuration names
+    # is replaced as a whole by the configuration's item (duplicates are atomic).
+    lorder: list[str] = []
+    lseen: dict[str, Any] = {}
+    dup: set[str] = set()
+    extra: dict[str, Any] = {}
+    for i, item in enumerate(lhs):
+        try:
+            pe = _item_pe(t, item)
+        except _TypeError:
+            pe = ""
+        if not pe or pe in lseen:
+            if pe:
+                dup.add(pe)
+            slot = f"\x00{i}"
+            extra[slot] = (pe, item)
+            lorder.append(slot)
+            continue
+        lseen[pe] = item
+        lorder.append(pe)
+    if extra:
+        lorder = [p for p in lorder if p not in extra or extra[p][0] not in rseen]
+        for slot in [p for p in lorder if p in extra]:
+            lseen[slot] = extra[slot][1]
     shared = [pe for pe in rorder if pe in lseen]
     shared_at = 0
     next_shared = shared[0] if shared else None
@@ -603,7 +627,8 @@ def _merge_list(t: _Type, lhs: list[Any], rhs: list[Any]) -> list[Any]:
         if li < nl and ri < nr:
             pe = lorder[li]
             if pe == rorder[ri]:
-                out.append(_merge(elem, lseen[pe], rseen[pe]))
+                left = _ABSENT if pe in dup else lseen[pe]
+                out.append(_merge(elem, left, rseen[pe]))
                 li += 1
                 ri += 1
                 shared_at += 1
@@ -620,7 +645,8 @@ def _merge_list(t: _Type, lhs: list[Any], rhs: list[Any]) -> list[Any]:
                 continue
         if ri < nr:
             pe = rorder[ri]
-            out.append(_merge(elem, lseen.get(pe, _ABSENT), rseen[pe]))
+            left = _ABSENT if pe in dup else lseen.get(pe, _ABSENT)
+            out.append(_merge(elem, left, rseen[pe]))
             ri += 1
             if next_shared is not None and next_shared == pe:
                 shared_at += 1
@@ -926,12 +952,19 @@ def _overlay(obj: dict[str, Any], zero: dict[str, Any]) -> dict[str, Any]:
     return obj if out is None else out
 
 
-def _deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
+def _clone(value: Any) -> Any:
+    """A deep copy of a JSON value (orjson round trip; deepcopy for anything exotic)."""
+    if not isinstance(value, (dict, list)):
+        return value
     try:
-        out: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+        return orjson.loads(orjson.dumps(value))
     except (TypeError, orjson.JSONEncodeError):
-        return copy.deepcopy(obj)
-    return out
+        return copy.deepcopy(value)
+
+
+def _deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    out = _clone(obj)
+    return out if isinstance(out, dict) else copy.deepcopy(obj)
 
 
 def _gvk_string(api_version: str, kind: str) -> str:
@@ -1053,7 +1086,7 @@ def track_update(
         _update_managed(t, before, after, managed, me, api_version, now, _reset_set(reset_fields))
     except _TypeError:  # pragma: no cover - lenient walks do not raise
         if old_entries:
-            meta["managedFields"] = copy.deepcopy(old_entries)
+            meta["managedFields"] = _clone(old_entries)
         return
     encoded = _encode_managed(managed)
     if encoded:
@@ -1094,15 +1127,15 @@ def _conflict_error(conflicts: list[tuple[Ident, tuple[str, ...]]]) -> ApiError:
 def _prune(t: _Type, merged: dict[str, Any], managed: _Managed, last: FieldSet) -> dict[str, Any]:
     """Remove what ``me`` applied last time but not now, unless another manager (or
     its new configuration) owns it; never remove what ``me`` did not own."""
-    last_e = _ensure(t, last)
     owned: FieldSet = {}
     for vs in managed.fields.values():
         owned = fp.union(owned, vs.fields)
-    owned_e = _ensure(t, owned)
-    if not fp.difference(last_e, owned_e):
+    if not fp.difference(last, owned):
         # Everything applied last time is still owned (typically: the same configuration
         # again); the steps below would add every removed item back.
         return merged
+    last_e = _ensure(t, last)
+    owned_e = _ensure(t, owned)
     pruned = _remove(t, merged, last_e)
     merged_e = _ensure(t, _owned_by(t, merged))
     keep = fp.union(_ensure(t, _owned_by(t, pruned)), owned_e)
@@ -1238,8 +1271,10 @@ def apply(
     object without managed fields first has its fields attributed to
     ``before-first-apply``; the ``kubectl`` manager may take over what kubectl's
     client-side apply recorded in its last-applied annotation. ``reset_fields`` and
-    ``now`` are as for :func:`track_update`; ``kind``, when given, must match the
-    configuration's. Raises ``ApiError`` 400 for a configuration with
+    ``now`` are as for :func:`track_update` (reset fields are neither owned nor
+    conflicting; values the configuration gives them are merged like the rest, and
+    the registry's strategy resets them, as in Kubernetes); ``kind``, when given, must
+    match the configuration's. Raises ``ApiError`` 400 for a configuration with
     ``managedFields`` or of another apiVersion/kind, 500 for one that does not fit
     the schema (duplicate or incomplete list keys), as Kubernetes does."""
     if not isinstance(config, dict):
@@ -1326,7 +1361,7 @@ def apply(
     if isinstance(live_meta, dict):
         for name in _SYSTEM_METADATA:
             if name not in meta and name in live_meta:
-                meta[name] = copy.deepcopy(live_meta[name])
+                meta[name] = _clone(live_meta[name])
 
     annotations = meta.get("annotations")
     if (
@@ -1342,7 +1377,7 @@ def apply(
         live_entries = live["metadata"].get("managedFields") or []
         if _same_but_times(encoded or [], live_entries):
             if live_entries:
-                meta["managedFields"] = copy.deepcopy(live_entries)
+                meta["managedFields"] = _clone(live_entries)
             return result
     if encoded:
         meta["managedFields"] = encoded

@@ -149,8 +149,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 class _Writer(threading.Thread):
     """Commits batches of operations; hands results back to the event loop."""
 
-    def __init__(self, db_path: str, options: StoreOptions, loop: asyncio.AbstractEventLoop,
-                 done: Callable[[list[_Op], BaseException | None], None]) -> None:
+    def __init__(
+        self,
+        db_path: str,
+        options: StoreOptions,
+        loop: asyncio.AbstractEventLoop,
+        done: Callable[[list[_Op], BaseException | None], None],
+    ) -> None:
         super().__init__(name="store-writer", daemon=True)
         self.queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._db_path = db_path
@@ -255,8 +260,9 @@ class _Resource:
 class Store:
     """Versioned objects with watch. All methods run on the owning event loop."""
 
-    def __init__(self, path: Path, options: StoreOptions | None = None,
-                 indexer: Indexer = default_indexer) -> None:
+    def __init__(
+        self, path: Path, options: StoreOptions | None = None, indexer: Indexer = default_indexer
+    ) -> None:
         self.path = path
         self.options = options or StoreOptions()
         self._indexer = indexer
@@ -291,14 +297,17 @@ class Store:
             self._rv = self._committed_rv = int(row[0]) if row else 0
             row = db.execute("SELECT value FROM meta WHERE key='compacted'").fetchone()
             self._compacted = int(row[0]) if row else 0
-            for res, ns, name, rv, data in db.execute("SELECT res, ns, name, rv, data FROM objects"):
+            for res, ns, name, rv, data in db.execute(
+                "SELECT res, ns, name, rv, data FROM objects"
+            ):
                 entry = self._make_entry(res, ns, name, int(rv), bytes(data))
                 self._resources.setdefault(res, _Resource()).put(entry)
             floor = max(self._compacted, self._rv - self.options.event_retention)
             self._compacted = floor
             previous: dict[tuple[str, str, str], Entry] = {}
             for rv, typ, res, ns, name, data in db.execute(
-                "SELECT rv, type, res, ns, name, data FROM events WHERE rv > ? ORDER BY rv", (floor,)
+                "SELECT rv, type, res, ns, name, data FROM events WHERE rv > ? ORDER BY rv",
+                (floor,),
             ):
                 entry = self._make_entry(res, ns, name, int(rv), bytes(data))
                 key = (res, ns, name)
@@ -306,8 +315,12 @@ class Store:
                 previous[key] = entry
         finally:
             db.close()
-        log.info("store.loaded", path=str(self.path), revision=self._rv,
-                 objects=sum(r.count for r in self._resources.values()))
+        log.info(
+            "store.loaded",
+            path=str(self.path),
+            revision=self._rv,
+            objects=sum(r.count for r in self._resources.values()),
+        )
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
@@ -345,8 +358,9 @@ class Store:
             return r.count
         return len(r.by_ns.get(namespace, {}))
 
-    def iter(self, res: str, namespace: str | None = None, *,
-             after: tuple[str, str] | None = None) -> Iterator[Entry]:
+    def iter(
+        self, res: str, namespace: str | None = None, *, after: tuple[str, str] | None = None
+    ) -> Iterator[Entry]:
         """Committed entries of ``res`` in key order (namespace, name), after ``after``."""
         r = self._resources.get(res)
         if r is None:
@@ -382,7 +396,9 @@ class Store:
         labels, fields = self._indexer(res, obj)
         return Entry(rv, data, namespace, name, labels, fields)
 
-    def _check(self, res: str, namespace: str, name: str, expect: int | None, create: bool) -> Entry | None:
+    def _check(
+        self, res: str, namespace: str, name: str, expect: int | None, create: bool
+    ) -> Entry | None:
         if self._failed is not None or self._writer is None:
             raise Unavailable(str(self._failed or "store not open"))
         current = self.latest(res, namespace, name)
@@ -401,20 +417,23 @@ class Store:
         self._check(res, namespace, name, None, True)
         return await self._submit(res, namespace, name, obj, ADDED, None)
 
-    async def update(self, res: str, namespace: str, name: str, obj: dict[str, Any],
-                     expect: int | None) -> Entry:
+    async def update(
+        self, res: str, namespace: str, name: str, obj: dict[str, Any], expect: int | None
+    ) -> Entry:
         """Replace an object written at revision ``expect`` (None: whatever is there)."""
         prev = self._check(res, namespace, name, expect, False)
         return await self._submit(res, namespace, name, obj, MODIFIED, prev)
 
-    async def delete(self, res: str, namespace: str, name: str, obj: dict[str, Any],
-                     expect: int | None) -> Entry:
+    async def delete(
+        self, res: str, namespace: str, name: str, obj: dict[str, Any], expect: int | None
+    ) -> Entry:
         """Remove an object; ``obj`` is its final state, sent to watchers with a new rv."""
         prev = self._check(res, namespace, name, expect, False)
         return await self._submit(res, namespace, name, obj, DELETED, prev)
 
-    async def _submit(self, res: str, namespace: str, name: str, obj: dict[str, Any], typ: str,
-                      prev: Entry | None) -> Entry:
+    async def _submit(
+        self, res: str, namespace: str, name: str, obj: dict[str, Any], typ: str, prev: Entry | None
+    ) -> Entry:
         assert self._writer is not None
         self._rv += 1
         rv = self._rv

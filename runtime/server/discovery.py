@@ -101,7 +101,9 @@ class Discovery:
             return {
                 "kind": "APIGroupList",
                 "apiVersion": "v1",
-                "groups": [self._group(g, groups[g]) for g in sorted(groups, key=_group_order) if g],
+                "groups": [
+                    self._group(g, groups[g]) for g in sorted(groups, key=_group_order) if g
+                ],
             }
         if len(parts) == 2 and parts[0] == "apis":
             group = parts[1]
@@ -139,11 +141,25 @@ class Discovery:
 
 
 _ORDER = [
-    "apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io",
-    "authorization.k8s.io", "autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io",
-    "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "admissionregistration.k8s.io",
-    "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
-    "discovery.k8s.io", "flowcontrol.apiserver.k8s.io",
+    "apiregistration.k8s.io",
+    "apps",
+    "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "node.k8s.io",
+    "discovery.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
 ]
 
 

@@ -286,10 +286,6 @@ def _crd_node_v2(node: Node) -> Node:
     return out
 
 
-def _crd_node_v3(node: Node) -> Node:
-    return copy.deepcopy(node)
-
-
 def _refs(node: Json, prefix: str) -> Iterator[str]:
     """Definition names referenced anywhere under ``node``."""
     stack = [node]
@@ -1119,7 +1115,7 @@ class _Snapshot:
             # No properties: kubectl would otherwise reject every field not listed.
             root: Node = {"type": "object"}
         else:
-            root = _crd_node_v3(raw) if v3 else _crd_node_v2(raw)
+            root = copy.deepcopy(raw) if v3 else _crd_node_v2(raw)
             props = dict(root.get("properties") or {})
             props.update(copy.deepcopy(type_meta))
             props["metadata"] = meta(OBJECT_META, _TYPE_META_DESCRIPTIONS["metadata"])
@@ -1346,8 +1342,9 @@ class OpenAPI:
         return self.v2_json(), "application/json"
 
     def etag(self) -> str:
-        """The ``ETag`` of ``/openapi/v2`` (quoted, as sent); changes with the registry."""
-        return '"' + _hash(self.v2_json()) + '"'
+        """The entity tag of ``/openapi/v2``, unquoted (the SHA-512 of the JSON, upper-case
+        hex, as kube-apiserver computes it); changes with the registry."""
+        return _hash(self.v2_json())
 
     # --- v3 ---------------------------------------------------------------------------
     def v3_index(self) -> bytes:
@@ -1708,16 +1705,17 @@ class _Encoder:
         fields, ext = _MESSAGES[name]
         if not isinstance(value, dict):
             raise ValueError(f"{name}: expected an object, got {value!r:.80}")
-        out = bytearray()
-        for key in sorted(value):
+        parts: list[tuple[int, str, bytes]] = []  # emitted in field-number order, as Go does
+        for key, item in value.items():
             spec = fields.get(key)
             if spec is not None:
-                out += self.field(spec[0], spec[1], value[key])
+                parts.append((spec[0], key, self.field(spec[0], spec[1], item)))
             elif key.startswith("x-") and ext is not None:
-                out += _len_field(ext, self.named_any(key, value[key]))
+                parts.append((ext, key, _len_field(ext, self.named_any(key, item))))
             else:
                 raise ValueError(f"{name}: no protobuf field for {key!r}")
-        return bytes(out)
+        parts.sort(key=lambda part: (part[0], part[1]))
+        return b"".join(part[2] for part in parts)
 
     def _map(self, name: str, value: Json) -> bytes:
         entries, kind, ext = _MAPS[name]

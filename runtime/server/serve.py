@@ -86,7 +86,10 @@ class ApiServer:
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
         self.credentials = await asyncio.to_thread(
-            ensure_credentials, state, host=self.config.host, port=self.port,
+            ensure_credentials,
+            state,
+            host=self.config.host,
+            port=self.port,
             extra_hosts=self.config.extra_sans,
         )
         await self.store.open()
@@ -143,6 +146,10 @@ class ApiServer:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()

@@ -19,8 +19,14 @@ from tests.conftest import ClusterProcess
 pytestmark = pytest.mark.integration
 
 
-def _request(cluster: ClusterProcess, method: str, path: str, body: Any = None,
-             token: str | None = "default", timeout: float = 10) -> tuple[int, Any]:
+def _request(
+    cluster: ClusterProcess,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = "default",
+    timeout: float = 10,
+) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if token == "default":
         token = cluster.token
@@ -36,21 +42,35 @@ def _request(cluster: ClusterProcess, method: str, path: str, body: Any = None,
 
 
 def _configmap(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"n": name}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": {"n": name},
+    }
 
 
 def test_without_a_valid_token_nothing_is_read_or_written(cluster: ClusterProcess) -> None:
     for token in (None, "wrong-token"):
-        status, body = _request(cluster, "GET", "/api/v1/namespaces/default/configmaps", token=token)
+        status, body = _request(
+            cluster, "GET", "/api/v1/namespaces/default/configmaps", token=token
+        )
         assert status == 401 and body["reason"] == "Unauthorized"
-        status, _ = _request(cluster, "POST", "/api/v1/namespaces/default/configmaps",
-                             _configmap("intruder"), token=token)
+        status, _ = _request(
+            cluster,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            _configmap("intruder"),
+            token=token,
+        )
         assert status == 401
     status, _ = _request(cluster, "GET", "/api/v1/namespaces/default/configmaps/intruder")
     assert status == 404
 
 
-def test_acknowledged_writes_survive_sigkill_and_a_resuming_watcher_misses_nothing(tmp_path: Path) -> None:
+def test_acknowledged_writes_survive_sigkill_and_a_resuming_watcher_misses_nothing(
+    tmp_path: Path,
+) -> None:
     server = ClusterProcess(tmp_path / "state")
     server.start()
     try:
@@ -84,8 +104,13 @@ def test_acknowledged_writes_survive_sigkill_and_a_resuming_watcher_misses_nothi
             i = 0
             while not stop.is_set() and i < 5000:
                 try:
-                    status, body = _request(server, "POST", "/api/v1/namespaces/default/configmaps",
-                                            _configmap(f"cm-{i}"), timeout=5)
+                    status, body = _request(
+                        server,
+                        "POST",
+                        "/api/v1/namespaces/default/configmaps",
+                        _configmap(f"cm-{i}"),
+                        timeout=5,
+                    )
                 except OSError:
                     return
                 if status == 201:
@@ -111,7 +136,9 @@ def test_acknowledged_writes_survive_sigkill_and_a_resuming_watcher_misses_nothi
         for name, rv in acknowledged.items():
             assert stored.get(name) == rv, f"{name} lost or changed: {rv} -> {stored.get(name)}"
         follow_again = threading.Thread(target=follow, daemon=True)
-        status, _ = _request(server, "POST", "/api/v1/namespaces/default/configmaps", _configmap("after-restart"))
+        status, _ = _request(
+            server, "POST", "/api/v1/namespaces/default/configmaps", _configmap("after-restart")
+        )
         assert status == 201
         follow_again.start()
         deadline = time.monotonic() + 20

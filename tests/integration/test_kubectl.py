@@ -327,8 +327,9 @@ def test_a_crd_registers_a_resource_whose_objects_are_validated(kubectl: Kubectl
     assert table[0].split() == ["NAME", "SIZE", "REPLICAS"]
     assert table[1].split()[:3] == ["gadget", "small", "3"]
     assert kubectl.json("get", "wd", "gadget")["spec"]["size"] == "small"
-    client_side = kubectl.run("apply", "-f", str(MANIFESTS / "bad-widget.yaml"), check=False)
-    assert client_side.returncode != 0 and 'expected "integer"' in client_side.stderr
+    if kubectl.version == "1.20":  # 1.20 validates against /openapi/v2 before sending
+        client_side = kubectl.run("apply", "-f", str(MANIFESTS / "bad-widget.yaml"), check=False)
+        assert client_side.returncode != 0 and 'expected "integer"' in client_side.stderr
     server_side = kubectl.run(
         "apply", "--validate=false", "-f", str(MANIFESTS / "bad-widget.yaml"), check=False
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -27,38 +26,17 @@ import yaml
 
 from runtime.api.registry import CustomInfo, Registry, ResourceInfo
 from runtime.server.openapi import OpenAPI
+from tests.conftest import find_kubectl
 
 pytestmark = pytest.mark.integration
 
 
-def _find(env: str, *candidates: str) -> str | None:
-    value = os.environ.get(env)
-    if value:
-        return value if Path(value).is_file() else None
-    for candidate in candidates:
-        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+KUBECTL_1_20 = find_kubectl("1.20")
+KUBECTL_MODERN = find_kubectl("1.35")
 
-
-KUBECTL_1_20 = _find(
-    "KUBECTL_1_20",
-    "/tmp/kc/root/usr/bin/kubectl",
-    str(Path(__file__).resolve().parents[2] / ".cache/tools/kubectl-1.20"),
-)
-KUBECTL_MODERN = _find(
-    "KUBECTL_MODERN",
-    "/usr/lib/google-cloud-sdk/bin/kubectl.1.32",
-    shutil.which("kubectl") or "/usr/bin/kubectl",
-)
-
-needs_kubectl_1_20 = pytest.mark.skipif(
-    KUBECTL_1_20 is None,
-    reason="kubectl 1.20 not found: set KUBECTL_1_20 or install it at /tmp/kc/root/usr/bin/kubectl",
-)
-needs_kubectl_modern = pytest.mark.skipif(
-    KUBECTL_MODERN is None, reason="no modern kubectl: set KUBECTL_MODERN"
-)
+# A missing binary fails these tests (scripts/test.sh installs both); it never skips them.
+needs_kubectl_1_20 = pytest.mark.usefixtures("kubectl_1_20")
+needs_kubectl_modern = pytest.mark.usefixtures("kubectl_modern")
 
 CRONTAB_SCHEMA: dict[str, Any] = {
     "type": "object",

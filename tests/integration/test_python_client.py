@@ -79,7 +79,9 @@ def test_list_with_label_and_field_selectors_and_paging(api: client.ApiClient) -
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="paging")))
     for i in range(7):
-        core.create_namespaced_config_map("paging", _configmap(f"cm-{i}", {"parity": "even" if i % 2 == 0 else "odd"}))
+        core.create_namespaced_config_map(
+            "paging", _configmap(f"cm-{i}", {"parity": "even" if i % 2 == 0 else "odd"})
+        )
     even = core.list_namespaced_config_map("paging", label_selector="parity=even")
     assert sorted(c.metadata.name for c in even.items) == ["cm-0", "cm-2", "cm-4", "cm-6"]
     named = core.list_namespaced_config_map("paging", field_selector="metadata.name=cm-3")
@@ -102,8 +104,13 @@ def test_watch_streams_events_and_resumes_from_a_resource_version(api: client.Ap
 
     def consume(resource_version: str, stop_after: int) -> None:
         w = watch.Watch()
-        for event in w.stream(core.list_namespaced_config_map, "default", label_selector="w=1",
-                              resource_version=resource_version, timeout_seconds=20):
+        for event in w.stream(
+            core.list_namespaced_config_map,
+            "default",
+            label_selector="w=1",
+            resource_version=resource_version,
+            timeout_seconds=20,
+        ):
             obj: Any = event["object"]
             seen.append((event["type"], obj.metadata.name, obj.metadata.resource_version))
             if len(seen) >= stop_after:
@@ -125,8 +132,12 @@ def test_watch_streams_events_and_resumes_from_a_resource_version(api: client.Ap
 def test_dynamic_client_server_side_apply_creates_and_updates(api: client.ApiClient) -> None:
     dyn = dynamic.DynamicClient(api)
     cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dyn", "namespace": "default"},
-            "data": {"k": "v1"}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "dyn", "namespace": "default"},
+        "data": {"k": "v1"},
+    }
     first = cms.server_side_apply(body=body, field_manager="tests")
     assert first.data.k == "v1"
     body["data"] = {"k": "v2", "extra": "x"}
@@ -143,8 +154,10 @@ def test_dynamic_client_server_side_apply_creates_and_updates(api: client.ApiCli
 
 def test_dry_run_create_returns_defaults_and_persists_nothing(api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
-    svc = client.V1Service(metadata=client.V1ObjectMeta(name="dry"),
-                           spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]))
+    svc = client.V1Service(
+        metadata=client.V1ObjectMeta(name="dry"),
+        spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]),
+    )
     out = core.create_namespaced_service("default", svc, dry_run="All")
     assert out.spec.type == "ClusterIP"
     assert out.spec.ports[0].protocol == "TCP" and out.spec.ports[0].target_port == 80

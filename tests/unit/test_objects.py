@@ -449,3 +449,58 @@ def test_server_side_apply_creates_then_updates_and_needs_a_field_manager(tmp_pa
         assert err.value.code == 400
 
     run(tmp_path, body)
+
+
+def test_a_service_update_that_omits_allocated_values_keeps_them(tmp_path: Path) -> None:
+    async def body(api: ObjectAPI) -> None:
+        svcs = info(api, "", "v1", "services")
+        svc = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "np"},
+            "spec": {
+                "type": "NodePort",
+                "clusterIP": "10.43.0.10",
+                "ports": [{"port": 80, "nodePort": 30080}],
+            },
+        }
+        created = (await api.create(svcs, "default", svc, MANAGER)).obj
+        replacement = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "np", "resourceVersion": created["metadata"]["resourceVersion"]},
+            "spec": {"type": "NodePort", "ports": [{"port": 80}]},
+        }
+        out = (await api.replace(svcs, "default", "np", replacement, MANAGER)).obj
+        assert out["spec"]["clusterIP"] == "10.43.0.10"
+        assert out["spec"]["ports"][0]["nodePort"] == 30080
+
+    run(tmp_path, body)
+
+
+def test_a_namespace_update_keeps_its_spec_finalizers(tmp_path: Path) -> None:
+    async def body(api: ObjectAPI) -> None:
+        nss = info(api, "", "v1", "namespaces")
+        await api.create(
+            nss,
+            "",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keep"}},
+            MANAGER,
+        )
+        out = (
+            await api.replace(
+                nss,
+                "",
+                "keep",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": "keep", "labels": {"a": "b"}},
+                },
+                MANAGER,
+            )
+        ).obj
+        assert out["spec"]["finalizers"] == ["kubernetes"]
+        assert out["metadata"]["labels"]["a"] == "b"
+
+    run(tmp_path, body)

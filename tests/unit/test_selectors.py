@@ -33,7 +33,9 @@ from runtime.api.selectors import (
         ("", {"anything": "x"}, True),
     ],
 )
-def test_label_selectors_match_as_kubernetes_does(selector: str, labels: dict[str, str], expected: bool) -> None:
+def test_label_selectors_match_as_kubernetes_does(
+    selector: str, labels: dict[str, str], expected: bool
+) -> None:
     assert parse_label_selector(selector).matches(labels) is expected
 
 
@@ -45,7 +47,10 @@ def test_a_malformed_label_selector_is_a_bad_request() -> None:
 
 def test_label_selector_objects_convert_match_expressions() -> None:
     sel = from_label_selector_object(
-        {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]}
+        {
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}],
+        }
     )
     assert sel is not None
     assert sel.matches({"app": "web", "tier": "fe"})
@@ -53,7 +58,11 @@ def test_label_selector_objects_convert_match_expressions() -> None:
 
 
 def test_field_selectors_match_pod_fields_and_reject_unknown_fields() -> None:
-    pod = {"metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
+    pod = {
+        "metadata": {"name": "a", "namespace": "ns"},
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": "Running"},
+    }
     fields = selectable_fields("core/pods", pod)
     allowed = allowed_fields("core/pods")
     assert parse_field_selector("spec.nodeName=n1,status.phase!=Failed", allowed).matches(fields)
@@ -66,9 +75,14 @@ def test_field_selectors_match_pod_fields_and_reject_unknown_fields() -> None:
 
 
 def test_event_field_selectors_cover_the_involved_object() -> None:
-    event = {"metadata": {"name": "e", "namespace": "ns"},
-             "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "ns"}, "type": "Warning"}
+    event = {
+        "metadata": {"name": "e", "namespace": "ns"},
+        "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "ns"},
+        "type": "Warning",
+    }
     fields = selectable_fields("core/events", event)
-    sel = parse_field_selector("involvedObject.name=web-1,involvedObject.kind=Pod,type=Warning",
-                               allowed_fields("core/events"))
+    sel = parse_field_selector(
+        "involvedObject.name=web-1,involvedObject.kind=Pod,type=Warning",
+        allowed_fields("core/events"),
+    )
     assert sel.matches(fields)

@@ -22,8 +22,12 @@ from runtime.api.store import (
 
 
 def _pod(name: str, ns: str = "default", **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": {}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {},
+    }
 
 
 def run(coro: Any) -> Any:

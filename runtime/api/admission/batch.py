@@ -224,10 +224,11 @@ def _validate_time_zone(zone: Any, path: str) -> list[Cause]:
                 "https://www.iana.org/time-zones",
             )
         )
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        out.append(invalid(path, value, f"unknown time zone {value}"))
+    if value != "Local":  # Go's time.LoadLocation accepts "Local" itself
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.append(invalid(path, value, f"unknown time zone {value}"))
     return out
 
 

@@ -753,27 +753,38 @@ def _b64_bytes(value: Any) -> bytes | None:
         return None
 
 
+_JSON_MESSAGES = (
+    ("Expecting property name", "looking for beginning of object key string"),
+    ("Expecting value", "looking for beginning of value"),
+    ("Expecting ',' delimiter", "after object key:value pair"),
+    ("Expecting ':' delimiter", "after object key"),
+    ("Extra data", "after top-level value"),
+)
+
+
 def _json_error(raw: bytes) -> str | None:
+    """Why ``raw`` is not a JSON object, in the words of Go's ``encoding/json``."""
     try:
         parsed = json.loads(raw)
     except UnicodeDecodeError:
         return "invalid character looking for beginning of value"
     except json.JSONDecodeError as exc:
-        text = raw.decode(errors="replace").strip()
-        if not text:
+        text = exc.doc
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated"):
             return "unexpected end of JSON input"
-        if exc.msg.startswith("Expecting value") and exc.pos < len(raw):
-            return f"invalid character '{chr(raw[exc.pos])}' looking for beginning of value"
-        if exc.pos >= len(text):
-            return "unexpected end of JSON input"
-        char = text[exc.pos] if exc.pos < len(text) else ""
-        return f"invalid character '{char}' {exc.msg[0].lower() + exc.msg[1:]}"
+        for prefix, context in _JSON_MESSAGES:
+            if exc.msg.startswith(prefix):
+                return f"invalid character '{text[exc.pos]}' {context}"
+        return f"invalid character '{text[exc.pos]}' looking for beginning of value"
     if not isinstance(parsed, dict):
-        return (
-            "json: cannot unmarshal "
-            + ("array" if isinstance(parsed, list) else "value")
-            + " into Go value of type map[string]interface {}"
+        kind = (
+            "array"
+            if isinstance(parsed, list)
+            else "string"
+            if isinstance(parsed, str)
+            else "number"
         )
+        return f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
     return None
 
 
@@ -1138,7 +1149,7 @@ def _taint_go(taint: Obj) -> Go:
         + json.dumps(s(taint.get("value")))
         + ", Effect:"
         + json.dumps(s(taint.get("effect")))
-        + ", TimeAdded:(*time.Time)(nil)}"
+        + ", TimeAdded:(*v1.Time)(nil)}"
     )
 
 

@@ -61,14 +61,6 @@ def _nil(obj: Obj, key: str) -> bool:
     return obj.get(key) is None
 
 
-def looks_new(obj: Obj) -> bool:
-    """True for an object being created (the store has not stamped it yet)."""
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        return True
-    return not meta.get("resourceVersion") and not meta.get("creationTimestamp")
-
-
 # --- core/v1: pod spec pieces ----------------------------------------------------------
 def image_pull_policy(image: str) -> str:
     """``Always`` for ``:latest`` or an untagged, undigested image; else ``IfNotPresent``."""
@@ -393,12 +385,14 @@ def pod(obj: Obj) -> None:
                         "tolerationSeconds": 300,
                     }
                 )
-    if looks_new(obj):
-        status = _child(obj, "status")
-        if _unset(status, "phase"):
-            status["phase"] = "Pending"
-        if _unset(status, "qosClass"):
-            status["qosClass"] = _qos_class(spec)
+    # PrepareForCreate: a pod starts Pending with its QoS class. The store drops the
+    # body's status on create and carries the stored one over on update, so filling
+    # only what is unset gives the same result on both paths.
+    status = _child(obj, "status")
+    if _unset(status, "phase"):
+        status["phase"] = "Pending"
+    if _unset(status, "qosClass"):
+        status["qosClass"] = _qos_class(spec)
 
 
 def _template(parent: Obj) -> None:
@@ -499,7 +493,9 @@ def namespace(obj: Obj) -> None:
     finalizers = spec.get("finalizers")
     if finalizers is None:
         spec["finalizers"] = ["kubernetes"]
-    elif isinstance(finalizers, list) and looks_new(obj) and "kubernetes" not in finalizers:
+    elif isinstance(finalizers, list) and "kubernetes" not in finalizers:
+        # Kubernetes appends it on create and ignores spec.finalizers on update (only
+        # namespaces/<name>/finalize may drop it, and only once the namespace is deleting).
         finalizers.append("kubernetes")
 
 
