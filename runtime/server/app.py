@@ -452,9 +452,14 @@ class ApiApp:
             self._verb(info, "delete")
             options = self._delete_options(req)
             result = await self.api.delete(info, namespace, name, options, self._write_options(req))
-            if result.pending:
+            if result.pending:  # finalizers or a grace period: the object is still there
                 return self._object_response(req, info, result, 202)
-            return self._object_response(req, info, result, 200)
+            if req.query.get("dryRun") or _Accept(req.accept).table:
+                return self._object_response(req, info, result, 200)
+            # Deleted now: kube-apiserver's generic registry answers with a Success Status.
+            meta = result.obj.get("metadata") or {}
+            status = _status_success(info, name, str(meta.get("uid", "")))
+            return Response(200, orjson.dumps(status))
         raise errors.method_not_allowed(f"{method} is not supported")
 
     @staticmethod
