@@ -1,0 +1,2 @@
+"""Implementations of :class:`runtime.kubelet.cri.ContainerRuntime`: ``podman``,
+``docker`` and ``fake``."""
