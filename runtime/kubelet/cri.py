@@ -35,7 +35,7 @@ LABEL_RESTART_COUNT = f"{LABEL_PREFIX}/restart-count"
 LABEL_SANDBOX_ATTEMPT = f"{LABEL_PREFIX}/sandbox-attempt"
 
 
-class RuntimeError_(Exception):  # noqa: N801 - avoid shadowing the builtin RuntimeError
+class RuntimeError_(Exception):
     """A container engine operation failed."""
 
     retryable: bool = True
@@ -251,8 +251,7 @@ class ContainerRuntime(Protocol):
         """Remove a stopped sandbox and its containers (idempotent)."""
         ...
 
-    async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
-        ...
+    async def sandbox_status(self, sandbox_id: str) -> SandboxStatus: ...
 
     async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
         """Sandboxes whose labels include ``labels`` (all of ours when None)."""
@@ -263,8 +262,7 @@ class ContainerRuntime(Protocol):
         """Create (not start) a container in the sandbox; returns its ID."""
         ...
 
-    async def start_container(self, container_id: str) -> None:
-        ...
+    async def start_container(self, container_id: str) -> None: ...
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds (idempotent)."""
@@ -274,10 +272,11 @@ class ContainerRuntime(Protocol):
         """Remove a container (idempotent; stops it first if needed)."""
         ...
 
-    async def container_status(self, container_id: str) -> ContainerStatus:
-        ...
+    async def container_status(self, container_id: str) -> ContainerStatus: ...
 
-    async def list_containers(self, labels: Mapping[str, str] | None = None) -> list[ContainerStatus]:
+    async def list_containers(
+        self, labels: Mapping[str, str] | None = None
+    ) -> list[ContainerStatus]:
         """Containers whose labels include ``labels`` (all of ours when None)."""
         ...
 
@@ -289,5 +288,4 @@ class ContainerRuntime(Protocol):
         """The container's output, as raw lines (with RFC 3339 timestamps when asked)."""
         ...
 
-    async def stats(self, container_id: str) -> ContainerStats:
-        ...
+    async def stats(self, container_id: str) -> ContainerStats: ...
