@@ -171,7 +171,8 @@ def unsupported_media_type(content_type: str) -> ApiError:
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        f"application/json, application/yaml; got {content_type!r}",
+        f"application/json, application/yaml, application/vnd.kubernetes.protobuf; "
+        f"got {content_type!r}",
     )
 
 

@@ -25,7 +25,7 @@ import orjson
 import structlog
 import yaml
 
-from runtime.api import errors
+from runtime.api import errors, protobuf
 from runtime.api.errors import ApiError
 from runtime.api.objects import ObjectAPI, WriteOptions, WriteResult
 from runtime.api.registry import ResourceInfo
@@ -129,6 +129,8 @@ def _parse_body(req: Request, content_type: str) -> Any:
     if not data:
         raise errors.bad_request("the request body is empty")
     ctype = content_type.split(";")[0].strip().lower()
+    if ctype == protobuf.CONTENT_TYPE:
+        return protobuf.decode(data)
     if "protobuf" in ctype or "cbor" in ctype:
         raise errors.unsupported_media_type(ctype)
     try:
