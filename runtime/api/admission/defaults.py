@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _quantity
+from runtime.api import quantity as _quantity
 
 Obj = dict[str, Any]
 

@@ -15,7 +15,7 @@ from typing import Any
 from runtime.api.errors import Cause
 
 from . import _names as names
-from . import _quantity
+from runtime.api import quantity as _quantity
 from ._causes import (
     Go,
     duplicate,
