@@ -14,10 +14,10 @@ import binascii
 import json
 from typing import Any
 
+from runtime.api import quantity as _quantity
 from runtime.api.errors import Cause
 
 from . import _names as names
-from runtime.api import quantity as _quantity
 from ._causes import (
     Go,
     duplicate,

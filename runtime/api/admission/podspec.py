@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.api import quantity as _quantity
 from runtime.api.errors import Cause
 
 from . import _names as names
-from runtime.api import quantity as _quantity
 from ._causes import (
     Go,
     duplicate,
