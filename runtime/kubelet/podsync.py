@@ -465,7 +465,9 @@ class PodSyncer:
                 await self.runtime.start_container(cur.id)
                 continue
             exited = cur is not None and cur.state == ContainerState.EXITED
-            done = policy == "Never" or (policy == "OnFailure" and cur is not None and cur.exit_code == 0)
+            done = policy == "Never" or (
+                policy == "OnFailure" and cur is not None and cur.exit_code == 0
+            )
             if exited and done:
                 continue
             await self._start_with_backoff(pod, container, sandbox, instances, requeue, False)
