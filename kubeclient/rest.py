@@ -230,6 +230,21 @@ class Client:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeError(0, "ConnectionFailed", f"{method} {path}: {exc!r}") from exc
 
+    async def get_raw(
+        self, path: str, params: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> bytes:
+        """GET a non-JSON body (e.g. ``pods/{name}/log``)."""
+        try:
+            async with self.session.get(
+                path, params=params, timeout=aiohttp.ClientTimeout(total=timeout or self._timeout)
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise _error(resp.status, raw)
+                return raw
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(0, "ConnectionFailed", f"GET {path}: {exc!r}") from exc
+
     # --- conveniences -------------------------------------------------------------
     async def get(
         self,

@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from runtime.kubelet.cri import ContainerRuntime, RegistryAuth
 from runtime.kubelet.env import CachedSource, container_env
 from runtime.kubelet.podsync import PodSyncer, SyncOptions
 from runtime.kubelet.probes import ProbeManager
+from runtime.kubelet.server import KubeletServer
 from runtime.kubelet.volumes import VolumeManager
 
 log = structlog.get_logger(__name__)
@@ -82,7 +84,11 @@ class KubeletOptions:
     status_interval: float = 60.0  # node status is also written whenever it changes
     source_ttl: float = 2.0  # how long ConfigMaps/Secrets are cached for env and volumes
     sync: SyncOptions | None = None
-    port: int = 0  # where this kubelet serves logs (0: not served)
+    port: int = 0  # where this kubelet serves logs (0: any free port)
+    # Serving logs: the token the API server presents, and a certificate signed by the
+    # cluster CA (cert, key). Without a token, logs are not served.
+    server_token: str = ""
+    server_cert: tuple[Path, Path] | None = None
 
 
 class EventRecorder:
@@ -232,6 +238,10 @@ class Kubelet:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
+        self.server = KubeletServer(runtime, options.server_token, self._find_pod)
+
+    def _find_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.pods.get(f"{namespace}/{name}")
 
     # --- capacity and node object ------------------------------------------------------
     def capacity(self) -> dict[str, str]:
@@ -555,6 +565,16 @@ class Kubelet:
 
     async def run(self) -> None:
         """Register, then keep the node's pods in sync until cancelled."""
+        if self.options.server_token:
+            ctx = None
+            if self.options.server_cert is not None:
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ctx.load_cert_chain(
+                    str(self.options.server_cert[0]), str(self.options.server_cert[1])
+                )
+            self.options.port = await self.server.start(
+                self.options.node_ip, self.options.port, ctx
+            )
         await self.register()
         self.pods.on(
             add=self._on_pod,
@@ -587,6 +607,7 @@ class Kubelet:
                 await t
         self._tasks = []
         await self.probes.close()
+        await self.server.stop()
 
 
 def _os_image() -> str:

@@ -12,12 +12,14 @@ The semantics live in :mod:`runtime.api.objects`; this module only translates HT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gzip
 import hmac
+import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +79,8 @@ class ServerOptions:
     watch_timeout: float = 1800.0
     server_address: str = "127.0.0.1:6443"
     gzip_level: int = 1
+    # The cluster CA, to verify kubelets' serving certificates when proxying logs.
+    ca_file: str = ""
 
 
 @dataclass
@@ -100,6 +104,15 @@ class Response:
     body: bytes
     content_type: bytes = JSON
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class StreamingResponse:
+    """A response whose body arrives in pieces (container logs)."""
+
+    status: int
+    chunks: AsyncIterator[bytes]
+    content_type: bytes = b"text/plain"
 
 
 def _status_success(info: ResourceInfo, name: str, uid: str) -> dict[str, Any]:
@@ -184,9 +197,6 @@ class ApiApp:
         self.openapi = OpenAPI(api.registry)
         self._token = options.token.encode()
         self._shutdown = asyncio.Event()
-        self.log_source: (
-            Callable[[ResourceInfo, dict[str, Any], Request], Awaitable[Response]] | None
-        ) = None
         api.on_registry_change(self._registry_changed)
 
     def _registry_changed(self) -> None:
@@ -228,7 +238,11 @@ class ApiApp:
             if req.method == "GET" and req.flag("watch"):
                 await self._route_watch(req, scope, receive, send)
                 return
-            response = await self._route(req)
+            routed = await self._route(req)
+            if isinstance(routed, StreamingResponse):
+                await self._stream(send, receive, routed)
+                return
+            response = routed
         except ApiError as exc:
             response = Response(exc.code, orjson.dumps(exc.status()))
             if exc.retry_after:
@@ -277,7 +291,37 @@ class ApiApp:
         await send({"type": "http.response.body", "body": body})
 
     # --- routing ------------------------------------------------------------------------
-    async def _route(self, req: Request) -> Response:
+    async def _stream(self, send: Send, receive: Receive, response: StreamingResponse) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", response.content_type),
+                    (b"cache-control", b"no-cache, private"),
+                    (b"transfer-encoding", b"chunked"),
+                ],
+            }
+        )
+        gone = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch_disconnect())
+        try:
+            async for chunk in response.chunks:
+                if gone.is_set() or self._shutdown.is_set():
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _route(self, req: Request) -> Response | StreamingResponse:
         path = req.path.rstrip("/") or "/"
         if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             return Response(200, b"ok", b"text/plain; charset=utf-8")
@@ -385,7 +429,9 @@ class ApiApp:
             field_validation=validation,
         )
 
-    async def _resource(self, req: Request, group: str, version: str, rest: list[str]) -> Response:
+    async def _resource(
+        self, req: Request, group: str, version: str, rest: list[str]
+    ) -> Response | StreamingResponse:
         info, namespace, name, sub = self._split(group, version, rest)
         method = req.method
         if info.verbs == ("create",) and method == "POST":
@@ -629,17 +675,95 @@ class ApiApp:
         result = await self.api.update_scale(info, namespace, name, body, opts)
         return Response(200, orjson.dumps(result.obj))
 
-    async def _log(self, req: Request, info: ResourceInfo, namespace: str, name: str) -> Response:
-        entry = self.api.get(info, namespace, name)
-        pod = entry.obj()
-        if not (pod.get("spec") or {}).get("nodeName"):
+    async def _log(
+        self, req: Request, info: ResourceInfo, namespace: str, name: str
+    ) -> StreamingResponse:
+        """pods/log: validate the container, then proxy the node's kubelet endpoint."""
+        if req.method != "GET":
+            raise errors.method_not_allowed("only GET is supported on pods/log")
+        pod = self.api.get(info, namespace, name).obj()
+        spec = pod.get("spec") or {}
+        names = [str(c.get("name")) for c in spec.get("containers") or []]
+        init_names = [str(c.get("name")) for c in spec.get("initContainers") or []]
+        container = req.query.get("container", "")
+        if not container:
+            if len(names) != 1:
+                raise errors.bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(names)}]"
+                    + (
+                        f" or one of the init containers: [{' '.join(init_names)}]"
+                        if init_names
+                        else ""
+                    )
+                )
+            container = names[0]
+        if container not in names and container not in init_names:
+            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        node_name = spec.get("nodeName")
+        if not node_name:
             raise errors.bad_request(f"pod {name} does not have a host assigned")
-        if self.log_source is None:
+        nodes = self.api.registry.get("", "v1", "nodes")
+        assert nodes is not None
+        node = self.api.get(nodes, "", str(node_name)).obj()
+        status = node.get("status") or {}
+        port = int(
+            ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
+        )
+        address = next(
+            (
+                a.get("address")
+                for a in status.get("addresses") or []
+                if a.get("type") == "InternalIP"
+            ),
+            None,
+        )
+        if not port or not address:
             raise errors.unavailable(
-                f"no kubelet serves node {pod['spec']['nodeName']!r}: container logs come from "
-                "the kubelet, which this cluster is not running"
+                f"node {node_name!r} has no kubelet endpoint to read logs from"
             )
-        return await self.log_source(info, pod, req)
+        query = {
+            k: v
+            for k, v in req.query.items()
+            if k in ("follow", "previous", "tailLines", "sinceSeconds", "timestamps", "limitBytes")
+        }
+        host = f"[{address}]" if ":" in str(address) else str(address)
+        url = f"https://{host}:{port}/containerLogs/{namespace}/{name}/{container}"
+        import aiohttp
+
+        ctx = ssl.create_default_context(cafile=self.options.ca_file or None)
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        try:
+            resp = await session.get(
+                url,
+                params=query,
+                ssl=ctx,
+                headers={"Authorization": f"Bearer {self.options.token}"},
+            )
+        except aiohttp.ClientError as exc:
+            await session.close()
+            raise errors.unavailable(
+                f"cannot reach the kubelet of node {node_name!r}: {exc}"
+            ) from exc
+        if resp.status >= 400:
+            text = (await resp.text()).strip()
+            resp.release()
+            await session.close()
+            raise ApiError(
+                400 if resp.status < 500 else 500,
+                "BadRequest" if resp.status < 500 else "InternalError",
+                text,
+            )
+        return StreamingResponse(200, self._relay(session, resp))
+
+    @staticmethod
+    async def _relay(session: Any, resp: Any) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+        finally:
+            resp.release()
+            await session.close()
 
     def _review(self, req: Request, info: ResourceInfo, namespace: str) -> Response:
         """Answer the review APIs: the only identity is the all-powerful admin."""

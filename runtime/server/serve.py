@@ -100,6 +100,7 @@ class ApiServer:
                 token=self.credentials.token,
                 bookmark_interval=self.config.bookmark_interval,
                 server_address=f"{self.config.host}:{self.port}",
+                ca_file=str(self.credentials.ca_cert),
             ),
         )
         uconfig = uvicorn.Config(

@@ -186,3 +186,21 @@ def ensure_credentials(
     return Credentials(
         pki / "ca.crt", pki / "apiserver.crt", pki / "apiserver.key", token, kubeconfig
     )
+
+
+def issue_serving_certificate(
+    state_dir: Path, name: str, hosts: tuple[str, ...]
+) -> tuple[Path, Path]:
+    """A serving certificate for ``name`` (e.g. a kubelet) signed by the cluster CA in
+    ``state_dir``; reused while its hosts are unchanged. Returns (cert, key) paths."""
+    pki = state_dir / "pki"
+    ca, ca_key = _load_ca(pki)
+    out = pki / "issued" / name
+    out.mkdir(parents=True, exist_ok=True)
+    hosts_file = out / "apiserver.hosts"
+    wanted = sorted(set(hosts))
+    if not (out / "apiserver.crt").exists() or (
+        not hosts_file.exists() or hosts_file.read_text().split() != wanted
+    ):
+        _make_serving(out, ca, ca_key, wanted)
+    return out / "apiserver.crt", out / "apiserver.key"

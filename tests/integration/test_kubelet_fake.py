@@ -17,6 +17,7 @@ from kubeclient.rest import Client, KubeError, load_kubeconfig
 from runtime.kubelet.kubelet import Kubelet, KubeletOptions
 from runtime.kubelet.podsync import SyncOptions
 from runtime.kubelet.runtimes.fake import FakeOptions, FakeRuntime
+from runtime.server.tls import issue_serving_certificate
 from tests.conftest import ClusterProcess
 
 pytestmark = pytest.mark.integration
@@ -52,8 +53,10 @@ def _c(name: str, **env: str) -> dict[str, Any]:
     }
 
 
-def _options(tmp: Path) -> KubeletOptions:
+def _options(tmp: Path, cluster: ClusterProcess) -> KubeletOptions:
     return KubeletOptions(
+        server_token=cluster.token,
+        server_cert=issue_serving_certificate(cluster.state_dir, NODE, ("127.0.0.1",)),
         node_name=NODE,
         root_dir=tmp / "kubelet",
         lease_renew_interval=1.0,
@@ -88,7 +91,7 @@ def run_kubelet(
     async def go() -> None:
         rt = runtime or FakeRuntime(FakeOptions())
         async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            kubelet = Kubelet(client, rt, _options(tmp))
+            kubelet = Kubelet(client, rt, _options(tmp, cluster))
             task = asyncio.create_task(kubelet.run())
             try:
                 await asyncio.wait_for(kubelet.ready.wait(), 20)
@@ -271,3 +274,29 @@ def test_a_restarted_kubelet_adopts_running_containers_without_restarting_them(
 
     run_kubelet(cluster, tmp_path, first, rt)
     run_kubelet(cluster, tmp_path, second, rt)
+
+
+def test_pod_logs_come_from_the_kubelet_through_the_api_server(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
+    async def body(client: Client, kubelet: Kubelet, rt: FakeRuntime) -> None:
+        crash = _c("talker", FAKE_RUN_SECONDS="0.05", FAKE_EXIT_CODE="1")
+        await client.create("v1", "pods", _pod("logs", containers=[crash]), "default")
+
+        async def restarted() -> bool:
+            cs = (await _get(client, "logs"))["status"].get("containerStatuses") or [{}]
+            return cs[0].get("restartCount", 0) >= 1
+
+        await _until(restarted)
+        path = "/api/v1/namespaces/default/pods/logs/log"
+        text = (await client.get_raw(path)).decode()
+        assert "fake container talker started" in text
+        previous = (await client.get_raw(path, {"previous": "true"})).decode()
+        assert "exited with 1" in previous
+        stamped = (await client.get_raw(path, {"timestamps": "true", "tailLines": "1"})).decode()
+        assert len(stamped.strip().splitlines()) == 1 and stamped[:4].isdigit()
+        with pytest.raises(KubeError) as err:
+            await client.get_raw(path, {"container": "nope"})
+        assert err.value.status == 400 and "is not valid for pod logs" in err.value.message
+
+    run_kubelet(cluster, tmp_path, body)
