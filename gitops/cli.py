@@ -49,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
     up.add_argument("--port", type=int, default=6443, help="HTTPS port (default: %(default)s)")
     up.add_argument(
+        "--runtime",
+        choices=["auto", "podman", "docker", "fake", "none"],
+        default="auto",
+        help="container engine of the nodes: auto picks podman, else docker; fake runs no "
+        "processes (tests, benchmarks); none runs the API server only (default: %(default)s)",
+    )
+    up.add_argument("--nodes", type=int, default=1, help="number of nodes (default: %(default)s)")
+    up.add_argument(
+        "--node-grace-period",
+        type=float,
+        default=40.0,
+        help="seconds without a kubelet heartbeat before a node is unreachable (default: %(default)s)",
+    )
+    up.add_argument(
         "--event-retention",
         type=int,
         default=20_000,
@@ -70,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "event_retention", 10) < 10:
         parser.error("--event-retention must be at least 10")
+    if getattr(args, "nodes", 1) < 1:
+        parser.error("--nodes must be at least 1")
     if getattr(args, "bookmark_interval", 1.0) <= 0:
         parser.error("--bookmark-interval must be positive")
     _configure_logging(args.verbose)
@@ -92,7 +108,15 @@ def main(argv: list[str] | None = None) -> int:
             store=StoreOptions(event_retention=args.event_retention),
             bookmark_interval=args.bookmark_interval,
         )
-        config = ClusterConfig(state_dir=args.state_dir, host=args.host, port=args.port, api=api)
+        config = ClusterConfig(
+            state_dir=args.state_dir,
+            host=args.host,
+            port=args.port,
+            runtime=args.runtime,
+            nodes=args.nodes,
+            node_grace_period=args.node_grace_period,
+            api=api,
+        )
         return uvloop.run(run_cluster(config))
     return 2
 

@@ -1,21 +1,37 @@
 """Wires a whole built-in cluster together and runs it in the foreground
-(``gitops cluster up``). Today the cluster is its API server and store; the scheduler,
-kubelets and controllers join here as they are built. Called by :mod:`gitops.cli`.
+(``gitops cluster up``): the API server and store, the scheduler, the node lifecycle
+controller, and one kubelet per node driving podman, docker or the fake runtime.
+Every component except the API server reaches the API over HTTPS with the generated
+kubeconfig, as it would on a real cluster. Called by :mod:`gitops.cli`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from kubeclient.rest import Client, load_kubeconfig
+from runtime.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
+from runtime.kubelet.cri import ContainerRuntime
+from runtime.kubelet.kubelet import Kubelet, KubeletOptions
 from runtime.server.serve import ApiServer, ApiServerConfig
+from runtime.server.tls import issue_serving_certificate
 
 log = structlog.get_logger(__name__)
+
+RUNTIMES = ("auto", "podman", "docker", "fake", "none")
+
+
+class ClusterError(Exception):
+    """The cluster cannot start; the message says what to do."""
 
 
 @dataclass
@@ -23,36 +39,178 @@ class ClusterConfig:
     state_dir: Path
     host: str = "127.0.0.1"
     port: int = 6443
+    runtime: str = "auto"  # auto | podman | docker | fake | none (API server only)
+    nodes: int = 1
+    node_grace_period: float = 40.0
     api: ApiServerConfig | None = field(default=None)
+
+
+async def _works(*command: str) -> bool:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        return await asyncio.wait_for(proc.wait(), 30) == 0
+    except (OSError, TimeoutError):
+        return False
+
+
+async def choose_runtime(name: str) -> str:
+    """Resolve ``auto``: podman when it works, else docker, else a clear error."""
+    if name != "auto":
+        return name
+    if shutil.which("podman") and await _works("podman", "--version"):
+        return "podman"
+    docker = shutil.which("docker")
+    if docker and await _works(docker, "info"):
+        return "docker"
+    raise ClusterError(
+        "no container engine found: install podman (apt-get install podman runc) or docker "
+        "(apt-get install docker.io, then start dockerd), or run with --runtime fake"
+    )
+
+
+def make_runtime(name: str, state_dir: Path, node: str) -> ContainerRuntime:
+    if name == "fake":
+        from runtime.kubelet.runtimes.fake import FakeOptions, FakeRuntime
+
+        return FakeRuntime(FakeOptions(node_index=int(node.rpartition("-")[2] or 0)))
+    if name == "podman":
+        from runtime.kubelet.runtimes.podman import PodmanRuntime
+
+        return PodmanRuntime(state_dir=state_dir / "podman")
+    if name == "docker":
+        from runtime.kubelet.runtimes.docker import DockerRuntime
+
+        return DockerRuntime()
+    raise ClusterError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
+
+
+def node_names(count: int) -> list[str]:
+    return [f"node-{i}" for i in range(count)]
+
+
+class Cluster:
+    """A running built-in cluster (use ``async with``)."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        api_config = config.api or ApiServerConfig(
+            state_dir=config.state_dir, host=config.host, port=config.port
+        )
+        self.server = ApiServer(api_config)
+        self.client: Client | None = None
+        self.kubelets: list[Kubelet] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.runtime_name = ""
+
+    async def start(self) -> None:
+        self.runtime_name = await choose_runtime(self.config.runtime)
+        await self.server.start()
+        self.client = Client(load_kubeconfig(self.server.kubeconfig), connections=64)
+        await self.client.open()
+        lifecycle = NodeLifecycleController(
+            self.client, NodeLifecycleOptions(grace_period=self.config.node_grace_period)
+        )
+        self._tasks.append(asyncio.create_task(lifecycle.run()))
+        scheduler = _scheduler(self.client)
+        if scheduler is not None:
+            self._tasks.append(asyncio.create_task(scheduler))
+        if self.runtime_name != "none":
+            assert self.server.credentials is not None
+            token = self.server.credentials.token
+            for name in node_names(self.config.nodes):
+                cert = issue_serving_certificate(
+                    self.config.state_dir, name, ("127.0.0.1", "localhost")
+                )
+                runtime = make_runtime(self.runtime_name, self.config.state_dir, name)
+                kubelet = Kubelet(
+                    self.client,
+                    runtime,
+                    KubeletOptions(
+                        node_name=name,
+                        root_dir=self.config.state_dir / "nodes" / name,
+                        server_token=token,
+                        server_cert=cert,
+                        labels={"node-role.kubernetes.io/control-plane": "true"}
+                        if name == "node-0"
+                        else {},
+                    ),
+                )
+                self.kubelets.append(kubelet)
+                self._tasks.append(asyncio.create_task(kubelet.run()))
+            await asyncio.gather(*(k.ready.wait() for k in self.kubelets))
+
+    async def stop(self, *, remove_containers: bool = True) -> None:
+        """Stop everything; by default also the pods' containers (nothing is left on the
+        host; the pods stay in the store and start again with the cluster)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if remove_containers:
+            for kubelet in self.kubelets:
+                try:
+                    await kubelet.remove_all_containers()
+                except Exception as exc:  # report, and go on stopping the rest
+                    log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
+        if self.client is not None:
+            await self.client.close()
+        await self.server.stop()
+
+    async def __aenter__(self) -> Cluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _scheduler(client: Client) -> Any:
+    """The scheduler's run coroutine (None until the scheduler package exists)."""
+    try:
+        from runtime.scheduler.scheduler import Scheduler, SchedulerOptions
+    except ImportError:
+        return None
+    return Scheduler(client, SchedulerOptions()).run()
 
 
 async def run_cluster(config: ClusterConfig) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
-    api_config = config.api or ApiServerConfig(
-        state_dir=config.state_dir, host=config.host, port=config.port
-    )
-    server = ApiServer(api_config)
+    cluster = Cluster(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await server.start()
+        await cluster.start()
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        await cluster.stop()
+        return 1
     except OSError as exc:
         print(
             f"error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
-        await server.stop()
+        await cluster.stop()
         return 1
+    server = cluster.server
     print(f"API server listening on {server.url}", flush=True)
     print(f"kubeconfig: {server.kubeconfig}", flush=True)
     print(f"  export KUBECONFIG={server.kubeconfig}", flush=True)
+    if cluster.kubelets:
+        print(
+            f"nodes: {', '.join(k.node_name for k in cluster.kubelets)} "
+            f"(runtime {cluster.runtime_name})",
+            flush=True,
+        )
     waiter = asyncio.ensure_future(server.wait())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     print("shutting down", flush=True)
-    await server.stop()
+    await cluster.stop()
     waiter.cancel()
     return 0

@@ -35,6 +35,8 @@ class ClusterProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: tuple[str, ...] = ()
+    # API server only unless a test asks for nodes (e.g. "--runtime", "fake").
+    runtime: str = "none"
 
     @property
     def kubeconfig(self) -> Path:
@@ -70,6 +72,8 @@ class ClusterProcess:
                 str(self.state_dir),
                 "--port",
                 str(self.port),
+                "--runtime",
+                self.runtime,
                 *self.extra_args,
             ],
             stdout=log,

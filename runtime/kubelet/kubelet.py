@@ -597,6 +597,14 @@ class Kubelet:
         finally:
             await self.stop()
 
+    async def remove_all_containers(self) -> None:
+        """Stop and remove every sandbox and container of this node (cluster shutdown)."""
+        sandboxes = await self.runtime.list_sandboxes({cri.LABEL_NODE: self.node_name})
+        containers = await self.runtime.list_containers({cri.LABEL_NODE: self.node_name})
+        uids = {s.labels.get(cri.LABEL_POD_UID, "") for s in sandboxes}
+        uids |= {c.labels.get(cri.LABEL_POD_UID, "") for c in containers}
+        await asyncio.gather(*(self.syncer.remove(uid) for uid in uids - {""}))
+
     async def stop(self) -> None:
         """Stop watching and working. Containers keep running (a kubelet restart adopts them)."""
         tasks = [*self._tasks, *self._workers.values()]

@@ -604,6 +604,13 @@ class PodSyncer:
                 requeue.append(min(self.options.resync, 5.0))
                 return False
             self._waiting.pop((key, "image"), None)
+            self.recorder.event(
+                pod,
+                "Normal",
+                "Pulled",
+                f'Container image "{image}" already present on machine',
+                _field(pod, name),
+            )
             return True
         if policy == "IfNotPresent" and present is not None:
             self._waiting.pop((key, "image"), None)

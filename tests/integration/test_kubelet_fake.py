@@ -143,7 +143,7 @@ def test_a_pod_goes_running_and_ready_with_ip_and_container_statuses(
 
         await _until(ready)
         pod = await _get(client, "runs")
-        assert pod["status"]["podIP"].startswith("10.244.")
+        assert pod["status"]["podIP"].startswith("10.64.0.")
         assert [s["name"] for s in pod["status"]["containerStatuses"]] == ["a", "b"]
         assert all(
             "running" in s["state"] and s["ready"] for s in pod["status"]["containerStatuses"]

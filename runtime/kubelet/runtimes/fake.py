@@ -52,7 +52,8 @@ class FakeOptions:
     # Images a pull can fetch; None means every image can be pulled.
     pullable_images: set[str] | None = None
     clock: Callable[[], float] = time.time
-    ip_prefix: str = "10.244"
+    # Pod IPs come from a /24 per node (like a node's podCIDR): 10.<64 + n/256>.<n%256>.x
+    node_index: int = 0
 
 
 @dataclass
@@ -81,7 +82,7 @@ class FakeRuntime:
         self._sandboxes: dict[str, SandboxStatus] = {}
         self._containers: dict[str, _Container] = {}
         self._ids = itertools.count(1)
-        self._ips = itertools.count(2)
+        self._ips = itertools.count(0)
         self._pulled: set[str] = set()
         self.calls: list[str] = []  # operation log, for tests
 
@@ -90,7 +91,8 @@ class FakeRuntime:
 
     def _ip(self) -> str:
         n = next(self._ips)
-        return f"{self.options.ip_prefix}.{n // 250 % 250}.{n % 250 + 2}"
+        index = self.options.node_index
+        return f"10.{64 + index // 256 % 192}.{index % 256}.{n % 253 + 2}"
 
     async def version(self) -> str:
         return "fake-1.0"
