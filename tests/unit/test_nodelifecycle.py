@@ -17,7 +17,9 @@ def test_a_pod_without_a_matching_toleration_is_evicted_when_the_taint_was_added
 
 
 def test_toleration_seconds_delay_the_eviction() -> None:
-    pod = _pod({"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
+    pod = _pod(
+        {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+    )
     assert eviction_time(pod, [TAINT], NOW) == NOW + 300
 
 
@@ -33,5 +35,8 @@ def test_tolerations_match_by_key_operator_value_and_effect() -> None:
     taint = {"key": "dedicated", "value": "db", "effect": "NoExecute"}
     assert tolerates([{"key": "dedicated", "value": "db"}], taint) is not None
     assert tolerates([{"key": "dedicated", "value": "web"}], taint) is None
-    assert tolerates([{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}], taint) is None
+    assert (
+        tolerates([{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}], taint)
+        is None
+    )
     assert tolerates([{"operator": "Exists"}], taint) is not None
