@@ -204,6 +204,25 @@ def _carry_over(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any]) ->
                 port["nodePort"] = allocated
 
 
+def _delete_during_update(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Kubernetes' ShouldDeleteDuringUpdate: an update that removes the last finalizer of
+    an object being deleted (with no grace period pending) deletes it. For namespaces the
+    finalizers of ``spec`` count too (emptied through the finalize subresource)."""
+    meta = new.get("metadata") or {}
+    old_meta = old.get("metadata") or {}
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    had = bool(old_meta.get("finalizers"))
+    if info.store_key == NAMESPACES:
+        if (new.get("spec") or {}).get("finalizers"):
+            return False
+        had = had or bool((old.get("spec") or {}).get("finalizers"))
+    if not had:
+        return False
+    grace = meta.get("deletionGracePeriodSeconds")
+    return grace is None or int(grace) == 0
+
+
 def _reset_fields(info: ResourceInfo, subresource: str) -> tuple[str, ...]:
     """Fields a write through this endpoint cannot change (so are not owned by it)."""
     if not info.has_status:
@@ -695,7 +714,7 @@ class ObjectAPI:
             result = dict(old)
             result["metadata"] = old_meta_out
             return WriteResult(result, warnings=warnings)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if _delete_during_update(info, old, new):
             return await self._remove(info, namespace, name, new, expect_rv, opts)
         if opts.dry_run:
             meta["resourceVersion"] = str(expect_rv)

@@ -504,3 +504,30 @@ def test_a_namespace_update_keeps_its_spec_finalizers(tmp_path: Path) -> None:
         assert out["metadata"]["labels"]["a"] == "b"
 
     run(tmp_path, body)
+
+
+def test_a_status_update_of_a_pod_being_deleted_gracefully_does_not_remove_it(
+    tmp_path: Path,
+) -> None:
+    async def body(api: ObjectAPI) -> None:
+        pods = info(api, "", "v1", "pods")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "graceful"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]},
+        }
+        await api.create(pods, "default", pod, MANAGER)
+        await api.delete(pods, "default", "graceful", {}, MANAGER)
+        await api.patch(
+            pods,
+            "default",
+            "graceful",
+            "merge",
+            {"status": {"phase": "Running"}},
+            MANAGER,
+            "status",
+        )
+        assert api.store.get("core/pods", "default", "graceful") is not None
+
+    run(tmp_path, body)
