@@ -90,3 +90,6 @@ PY
     fi
     echo "$dir/kubectl"
 }
+
+# Container engines and local images (podman, docker, busybox, pause).
+source "$ROOT/scripts/engines.sh"

@@ -1,0 +1,878 @@
+"""The podman implementation of the kubelet's container runtime interface.
+
+:class:`PodmanRuntime` drives the ``podman`` CLI (podman 4) with asyncio subprocesses and
+parses its ``--format json`` output. A sandbox is a podman pod (its infra container holds
+the shared network, IPC and UTS namespaces and carries the pod's labels); containers are
+created in the pod with ``podman create --pod``. Every invocation passes the global flags
+this project's machines need (runc, cgroupfs, file events) and a ``containers.conf``
+rendered from ``runtimes/containers.conf`` with the machine's hard ulimits (see
+``scripts/engines.sh`` and the shared ENVIRONMENT.md).
+
+Who calls it: the kubelet (:mod:`runtime.kubelet`), through
+:class:`runtime.kubelet.cri.ContainerRuntime`.
+
+The first part of this module holds the helpers the docker runtime
+(:mod:`runtime.kubelet.runtimes.docker`) shares: running an engine command, mapping its
+errors to :mod:`runtime.kubelet.cri` errors, parsing timestamps, streaming logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import re
+import resource
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runtime.kubelet.cri import (
+    LABEL_CONTAINER_NAME,
+    LABEL_NODE,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_PREFIX,
+    LABEL_SANDBOX_ATTEMPT,
+    ContainerConfig,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    ExecResult,
+    ImageNotFound,
+    ImagePullFailed,
+    InvalidConfig,
+    LogOptions,
+    NotFound,
+    PortMapping,
+    RegistryAuth,
+    RuntimeError_,
+    SandboxConfig,
+    SandboxState,
+    SandboxStatus,
+)
+
+# =====================================================================================
+# Shared with runtimes/docker.py
+# =====================================================================================
+
+#: Which kind of object an engine container is to us: a sandbox (podman infra / docker
+#: pause container) or a workload container. Lets "all of ours" be one label filter.
+LABEL_ROLE = f"{LABEL_PREFIX}/cri-role"
+ROLE_SANDBOX = "sandbox"
+ROLE_CONTAINER = "container"
+#: The sandbox a docker container joined (docker has no pods to filter on).
+LABEL_SANDBOX_ID = f"{LABEL_PREFIX}/sandbox-id"
+
+#: Labels a container inherits from its sandbox, so the kubelet can list a pod's
+#: containers by pod UID without repeating them in every ContainerConfig.
+POD_LEVEL_LABELS = (LABEL_POD_UID, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_NODE)
+
+_NOT_FOUND_RE = re.compile(
+    r"no such (container|pod|object)|no container with (name or )?id|no pod with (name or )?id"
+    r"|container .* does not exist|no such id",
+    re.IGNORECASE,
+)
+_NO_IMAGE_RE = re.compile(
+    r"image not known|no such image|unable to find image|image .*not found|"
+    r"manifest unknown|repository .* not found",
+    re.IGNORECASE,
+)
+_INVALID_RE = re.compile(
+    r"executable file .* not found|no such file or directory|permission denied|"
+    r"invalid (argument|reference|mount|port|option)|is not a valid|not a directory|"
+    r"invalid .*format|bad .*format|unknown (flag|shorthand)|must be",
+    re.IGNORECASE,
+)
+_ZERO_TIME_PREFIX = "0001-01-01"
+_TIME_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The outcome of one engine command."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def err(self) -> str:
+        text = self.stderr.decode(errors="replace").strip()
+        return text or self.stdout.decode(errors="replace").strip()
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode(errors="replace").strip()
+
+    def describe(self) -> str:
+        shown = " ".join(self.argv[:4])
+        return f"`{shown} …` failed (exit {self.returncode}): {self.err or 'no output'}"
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            await proc.wait()
+
+
+async def run_engine(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    stdin: bytes | None = None,
+) -> Completed:
+    """Run one engine command to completion; kill it on timeout or cancellation."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+        )
+    except FileNotFoundError as exc:
+        raise RuntimeError_(
+            f"{argv[0]} is not installed (run scripts/engines.sh's ensure functions)",
+            retryable=False,
+        ) from exc
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except TimeoutError:
+        await _kill(proc)
+        raise RuntimeError_(
+            f"`{' '.join(argv[:4])} …` did not finish within {timeout:g} s", retryable=True
+        ) from None
+    except BaseException:
+        await _kill(proc)
+        raise
+    return Completed(tuple(argv), proc.returncode if proc.returncode is not None else -1, out, err)
+
+
+def is_not_found(text: str) -> bool:
+    return bool(_NOT_FOUND_RE.search(text))
+
+
+def engine_error(result: Completed, *, what: str = "") -> RuntimeError_:
+    """The :mod:`cri` error that best describes a failed engine command."""
+    text = result.err
+    message = f"{what}: {result.describe()}" if what else result.describe()
+    if _NO_IMAGE_RE.search(text):
+        return ImageNotFound(message, retryable=True)
+    if is_not_found(text):
+        return NotFound(message)
+    if _INVALID_RE.search(text):
+        return InvalidConfig(message)
+    return RuntimeError_(message, retryable=True)
+
+
+def parse_time(value: Any) -> float | None:
+    """Unix seconds from an engine timestamp (RFC 3339 with nanoseconds, or a number);
+    None for the zero time or anything empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value > 0 else None
+    text = str(value).strip()
+    if text.startswith(_ZERO_TIME_PREFIX):
+        return None
+    match = _TIME_RE.match(text)
+    if not match:
+        return None
+    day, clock, frac, zone = match.groups()
+    zone = zone or "Z"
+    if zone == "Z":
+        zone = "+00:00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
+    micro = (frac or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{day}T{clock}.{micro}{zone}").timestamp()
+
+
+def exit_reason(exit_code: int | None, oom_killed: bool) -> str:
+    if oom_killed:
+        return "OOMKilled"
+    if exit_code is None:
+        return ""
+    return "Completed" if exit_code == 0 else "Error"
+
+
+def label_args(labels: Mapping[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in labels.items():
+        args += ["--label", f"{key}={value}"]
+    return args
+
+
+def label_filters(labels: Mapping[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in labels.items():
+        args += ["--filter", f"label={key}={value}"]
+    return args
+
+
+def labels_match(have: Mapping[str, str] | None, want: Mapping[str, str] | None) -> bool:
+    have = have or {}
+    return all(have.get(k) == v for k, v in (want or {}).items())
+
+
+def port_args(mappings: Iterable[PortMapping]) -> list[str]:
+    args: list[str] = []
+    for pm in mappings:
+        if not pm.host_port:
+            continue
+        host_ip = pm.host_ip
+        if host_ip and ":" in host_ip and not host_ip.startswith("["):
+            host_ip = f"[{host_ip}]"
+        prefix = f"{host_ip}:" if host_ip else ""
+        args += ["-p", f"{prefix}{pm.host_port}:{pm.container_port}/{pm.protocol.lower()}"]
+    return args
+
+
+def sandbox_dns_args(config: SandboxConfig) -> list[str]:
+    args: list[str] = []
+    if config.dns is not None:
+        for server in config.dns.nameservers:
+            args += ["--dns", server]
+        for search in config.dns.searches:
+            args += ["--dns-search", search]
+        for option in config.dns.options:
+            args += ["--dns-option", option]
+    for ip, hostnames in config.host_aliases:
+        for hostname in hostnames:
+            args += ["--add-host", f"{hostname}:{ip}"]
+    return args
+
+
+def sandbox_labels(config: SandboxConfig) -> dict[str, str]:
+    return {
+        **config.labels,
+        LABEL_POD_UID: config.pod_uid,
+        LABEL_POD_NAME: config.name,
+        LABEL_POD_NAMESPACE: config.namespace,
+        LABEL_SANDBOX_ATTEMPT: str(config.attempt),
+        LABEL_ROLE: ROLE_SANDBOX,
+    }
+
+
+def sandbox_name(config: SandboxConfig) -> str:
+    return f"k8s_{config.name}_{config.namespace}_{config.pod_uid}_{config.attempt}"
+
+
+def container_name(sandbox: str, config: ContainerConfig) -> str:
+    # A random suffix: the kubelet may create a container's replacement before it
+    # removes the old one.
+    return f"{sandbox}--{config.name}--{secrets.token_hex(3)}"
+
+
+def container_labels(
+    pod_labels: Mapping[str, str], config: ContainerConfig, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    inherited = {k: pod_labels[k] for k in POD_LEVEL_LABELS if k in pod_labels}
+    return {
+        **inherited,
+        **config.labels,
+        LABEL_CONTAINER_NAME: config.name,
+        LABEL_ROLE: ROLE_CONTAINER,
+        **(extra or {}),
+    }
+
+
+def swap_limit_supported() -> bool:
+    """Whether memory+swap can be limited (cgroup v1 memsw accounting, or cgroup v2)."""
+    return (
+        Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        or Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    )
+
+
+def container_create_args(config: ContainerConfig, *, swap_limit: bool) -> list[str]:
+    """The ``create`` flags podman and docker share (everything but networking, the
+    name, the log driver and the image/command)."""
+    args: list[str] = ["--pull", "never"]
+    for key, value in config.env:
+        args += ["-e", f"{key}={value}"]
+    for mount in config.mounts:
+        spec = f"{mount.host_path}:{mount.container_path}"
+        args += ["-v", f"{spec}:ro" if mount.read_only else spec]
+    if config.working_dir:
+        args += ["--workdir", config.working_dir]
+    sec = config.security
+    if sec.run_as_user is not None:
+        user = str(sec.run_as_user)
+        if sec.run_as_group is not None:
+            user += f":{sec.run_as_group}"
+        args += ["--user", user]
+    elif sec.run_as_group is not None:
+        # No user given: keep the image's user (root for ours) with the group asked for.
+        args += ["--user", f"0:{sec.run_as_group}"]
+    for gid in sec.supplemental_groups:
+        args += ["--group-add", str(gid)]
+    if sec.read_only_root_filesystem:
+        args.append("--read-only")
+    if sec.privileged:
+        args.append("--privileged")
+    for cap in sec.add_capabilities:
+        args += ["--cap-add", cap]
+    for cap in sec.drop_capabilities:
+        args += ["--cap-drop", cap]
+    res = config.resources
+    if res.cpu_millis:
+        args += ["--cpus", f"{res.cpu_millis / 1000:.3f}"]
+    if res.cpu_request_millis:
+        args += ["--cpu-shares", str(max(2, res.cpu_request_millis * 1024 // 1000))]
+    if res.memory_bytes:
+        args += ["--memory", str(res.memory_bytes)]
+        if swap_limit:
+            args += ["--memory-swap", str(res.memory_bytes)]  # no swap, as in Kubernetes
+    if config.stdin:
+        args.append("-i")
+    if config.tty:
+        args.append("-t")
+    return args
+
+
+def command_args(config: ContainerConfig) -> tuple[list[str], list[str]]:
+    """(flags before the image, arguments after it) for Kubernetes command/args
+    semantics: ``command`` replaces the image's entrypoint (and, as in Kubernetes,
+    drops the image's cmd when ``args`` is empty); ``args`` replaces the cmd."""
+    if config.command:
+        return ["--entrypoint", config.command[0]], [*config.command[1:], *config.args]
+    return [], list(config.args)
+
+
+def auth_file_json(auth: Sequence[RegistryAuth]) -> bytes:
+    """A containers-auth.json / docker config.json with the given credentials."""
+    auths: dict[str, dict[str, str]] = {}
+    for entry in auth:
+        item: dict[str, str] = {}
+        if entry.username or entry.password:
+            raw = f"{entry.username}:{entry.password}".encode()
+            item["auth"] = base64.b64encode(raw).decode()
+        if entry.token:
+            item["identitytoken"] = entry.token
+        auths[entry.server] = item
+    return json.dumps({"auths": auths}).encode()
+
+
+def decode_json_list(result: Completed) -> list[dict[str, Any]]:
+    """The list of objects in an engine's JSON output (``[]`` for empty output)."""
+    text = result.stdout.strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        # `docker inspect` of several IDs prints one array; `--format {{json .}}` prints
+        # one object per line.
+        data = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    return []
+
+
+def logs_args(options: LogOptions) -> list[str]:
+    args: list[str] = []
+    if options.follow:
+        args.append("--follow")
+    if options.tail_lines is not None:
+        args += ["--tail", str(max(0, options.tail_lines))]
+    if options.since_seconds is not None:
+        args += ["--since", f"{max(0, options.since_seconds)}s"]
+    if options.timestamps:
+        args.append("--timestamps")
+    return args
+
+
+async def stream_logs(
+    argv: Sequence[str], env: Mapping[str, str] | None, options: LogOptions
+) -> AsyncIterator[bytes]:
+    """Yield the lines of an engine's ``logs`` command: the container's stdout and
+    stderr, merged in the order the engine writes them, up to ``limit_bytes``. Without
+    ``follow`` the (bounded) output is read first, so an engine error is raised rather
+    than yielded as a line. Closing the iterator kills the command."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=dict(env) if env is not None else None,
+        limit=1024 * 1024,
+    )
+    remaining = options.limit_bytes
+    try:
+        assert proc.stdout is not None
+        if not options.follow:
+            data = await asyncio.wait_for(proc.stdout.read(), 300.0)
+            code = await proc.wait()
+            if code != 0:
+                raise engine_error(Completed(tuple(argv), code, b"", data), what="logs")
+            lines = data.splitlines(keepends=True)
+            for line in lines:
+                if remaining is not None:
+                    if remaining <= 0:
+                        return
+                    line = line[:remaining]
+                    remaining -= len(line)
+                yield line
+            return
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # a line longer than the stream limit: pass it in pieces
+                line = await proc.stdout.read(1024 * 1024)
+            if not line:
+                break
+            if remaining is not None:
+                if remaining <= 0:
+                    break
+                line = line[:remaining]
+                remaining -= len(line)
+            yield line
+        await proc.wait()
+    finally:
+        await _kill(proc)
+
+
+class CpuRate:
+    """Turns cumulative CPU nanoseconds into an instantaneous rate, per container, from
+    the previous sample (the way the kubelet's summary API reports ``usageNanoCores``)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def rate(self, container_id: str, cumulative_ns: int, now: float) -> int | None:
+        previous = self._last.get(container_id)
+        self._last[container_id] = (now, cumulative_ns)
+        if previous is None or now <= previous[0] or cumulative_ns < previous[1]:
+            return None
+        return int((cumulative_ns - previous[1]) / (now - previous[0]))
+
+    def forget(self, container_id: str) -> None:
+        self._last.pop(container_id, None)
+
+
+def map_state(status: str) -> ContainerState:
+    status = status.lower()
+    if status in ("created", "configured", "initialized"):
+        return ContainerState.CREATED
+    if status in ("running", "paused", "restarting", "stopping"):
+        return ContainerState.RUNNING
+    if status in ("exited", "stopped", "dead", "removing"):
+        return ContainerState.EXITED
+    return ContainerState.UNKNOWN
+
+
+# =====================================================================================
+# podman
+# =====================================================================================
+
+CONF_TEMPLATE = Path(__file__).with_name("containers.conf")
+
+
+def podman_limits() -> tuple[int, int]:
+    """(nofile, nproc) hard limits podman can apply to containers on this machine:
+    podman caps its own RLIMIT_NPROC at kernel.pid_max."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text().strip())
+    except (OSError, ValueError):
+        pid_max = 4194304
+    if nofile == resource.RLIM_INFINITY:
+        nofile = 1048576
+    if nproc == resource.RLIM_INFINITY or nproc > pid_max:
+        nproc = pid_max
+    return int(nofile), int(nproc)
+
+
+def render_containers_conf(directory: Path) -> Path:
+    """Write containers.conf for this machine into ``directory`` (only if it changed),
+    as scripts/engines.sh's ensure_podman does; returns its path."""
+    nofile, nproc = podman_limits()
+    text = CONF_TEMPLATE.read_text().replace("@NOFILE@", str(nofile)).replace("@NPROC@", str(nproc))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "containers.conf"
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class _Pod:
+    name: str
+    infra_id: str
+    labels: Mapping[str, str]
+
+
+class PodmanRuntime:
+    """:class:`runtime.kubelet.cri.ContainerRuntime` over the podman CLI.
+
+    ``containers_conf``: the containers.conf to use; by default ``$CONTAINERS_CONF``
+    when set, else one rendered from the template into ``state_dir`` (default
+    ``~/.cache/gitops-cluster/podman``). ``host_ip`` is reported as the IP of
+    host-network sandboxes.
+    """
+
+    name = "podman"
+
+    def __init__(
+        self,
+        *,
+        binary: str = "podman",
+        containers_conf: str | os.PathLike[str] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        host_ip: str = "127.0.0.1",
+        command_timeout: float = 120.0,
+    ) -> None:
+        self.binary = shutil.which(binary) or binary
+        if containers_conf is None:
+            from_env = os.environ.get("CONTAINERS_CONF", "")
+            if from_env and Path(from_env).is_file():
+                containers_conf = from_env
+            else:
+                directory = (
+                    Path(state_dir)
+                    if state_dir is not None
+                    else Path.home() / ".cache" / "gitops-cluster" / "podman"
+                )
+                containers_conf = render_containers_conf(directory)
+        self.containers_conf = str(containers_conf)
+        self.env = {**os.environ, "CONTAINERS_CONF": self.containers_conf}
+        self.host_ip = host_ip
+        self.command_timeout = command_timeout
+        self._global = [
+            self.binary,
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]
+        self._swap_limit = swap_limit_supported()
+        self._pods: dict[str, _Pod] = {}
+        self._cpu = CpuRate()
+
+    # --- plumbing -----------------------------------------------------------------------
+    async def _run(self, *args: str, timeout: float | None = None) -> Completed:
+        return await run_engine(
+            [*self._global, *args], env=self.env, timeout=timeout or self.command_timeout
+        )
+
+    async def _check(self, *args: str, what: str = "", timeout: float | None = None) -> Completed:
+        result = await self._run(*args, timeout=timeout)
+        if not result.ok:
+            raise engine_error(result, what=what)
+        return result
+
+    async def _inspect(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Inspect containers in one call; IDs that vanished meanwhile are left out."""
+        if not ids:
+            return []
+        result = await self._run("container", "inspect", "--format", "json", *ids)
+        if result.ok:
+            return decode_json_list(result)
+        if len(ids) == 1 or not is_not_found(result.err):
+            raise engine_error(result, what="inspect")
+        found: list[dict[str, Any]] = []
+        for chunk in await asyncio.gather(*(self._inspect_one(i) for i in ids)):
+            found += chunk
+        return found
+
+    async def _inspect_one(self, container_id: str) -> list[dict[str, Any]]:
+        result = await self._run("container", "inspect", "--format", "json", container_id)
+        if not result.ok:
+            if is_not_found(result.err):
+                return []
+            raise engine_error(result, what="inspect")
+        return decode_json_list(result)
+
+    # --- engine and images ----------------------------------------------------------------
+    async def version(self) -> str:
+        result = await self._check("version", "--format", "json", what="podman version")
+        data = json.loads(result.stdout)
+        client = data.get("Client") or {}
+        return str(client.get("Version") or data.get("Version") or "unknown")
+
+    async def image_id(self, image: str) -> str | None:
+        result = await self._run("image", "inspect", "--format", "{{.Id}}", image)
+        if not result.ok:
+            if _NO_IMAGE_RE.search(result.err) or is_not_found(result.err):
+                return None
+            raise engine_error(result, what=f"image inspect {image}")
+        return _sha(result.out.splitlines()[0])
+
+    async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:
+        with tempfile.TemporaryDirectory(prefix="gitops-auth-") as tmp:
+            args = ["pull", "--quiet"]
+            if auth:
+                authfile = Path(tmp) / "auth.json"
+                authfile.write_bytes(auth_file_json(auth))
+                authfile.chmod(0o600)
+                args += ["--authfile", str(authfile)]
+            result = await self._run(*args, image, timeout=600.0)
+        if not result.ok:
+            raise ImagePullFailed(f"pulling {image} failed: {result.err or 'no output'}")
+        found = await self.image_id(image)
+        if found is None:
+            raise ImagePullFailed(f"pulled {image} but podman does not list it")
+        return found
+
+    # --- sandboxes --------------------------------------------------------------------
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        name = sandbox_name(config)
+        labels = sandbox_labels(config)
+        args = ["pod", "create", "--name", name, "--infra-name", f"{name}-infra"]
+        if config.host_network:
+            args += ["--network", "host", "--share", "ipc,net", "--uts", "host"]
+        else:
+            args += ["--share", "net,ipc,uts", "--hostname", config.hostname]
+            args += port_args(config.port_mappings)
+        args += sandbox_dns_args(config)
+        args += label_args(labels)
+        created = await self._check(*args, what=f"creating pod {name}")
+        pod_id = created.out.splitlines()[-1].strip()
+        started = await self._run("pod", "start", pod_id)
+        if not started.ok:
+            await self._run("pod", "rm", "--force", "--ignore", "--time", "0", pod_id)
+            raise engine_error(started, what=f"starting pod {name}")
+        infra = await self._inspect([f"{name}-infra"])
+        if not infra:
+            raise NotFound(f"pod {name} has no infra container")
+        return self._remember(infra[0])
+
+    def _remember(self, infra: Mapping[str, Any]) -> SandboxStatus:
+        status = self._sandbox_from_infra(infra)
+        name = str(infra.get("Name") or "").removesuffix("-infra")
+        self._pods[status.id] = _Pod(name, str(infra.get("Id")), status.labels)
+        return status
+
+    def _sandbox_from_infra(self, infra: Mapping[str, Any]) -> SandboxStatus:
+        config = infra.get("Config") or {}
+        labels = dict(config.get("Labels") or {})
+        state = infra.get("State") or {}
+        running = bool(state.get("Running"))
+        ip = ""
+        if running:
+            if (infra.get("HostConfig") or {}).get("NetworkMode") == "host":
+                ip = self.host_ip
+            else:
+                ip = _ip_of(infra)
+        return SandboxStatus(
+            id=str(infra.get("Pod") or ""),
+            pod_uid=labels.get(LABEL_POD_UID, ""),
+            state=SandboxState.READY if running else SandboxState.NOT_READY,
+            ip=ip,
+            labels=labels,
+            created_at=parse_time(infra.get("Created")) or 0.0,
+        )
+
+    async def _pod(self, sandbox_id: str) -> _Pod:
+        pod = self._pods.get(sandbox_id)
+        if pod is not None:
+            return pod
+        result = await self._check("pod", "inspect", sandbox_id, what="pod inspect")
+        data = decode_json_list(result)
+        if not data:
+            raise NotFound(f"no pod {sandbox_id}")
+        infra_id = str(data[0].get("InfraContainerID") or "")
+        pod = _Pod(str(data[0].get("Name") or ""), infra_id, dict(data[0].get("Labels") or {}))
+        self._pods[str(data[0].get("Id") or sandbox_id)] = pod
+        return pod
+
+    async def stop_sandbox(self, sandbox_id: str) -> None:
+        result = await self._run("pod", "stop", "--ignore", "--time", "0", sandbox_id)
+        if not result.ok and not is_not_found(result.err):
+            raise engine_error(result, what="pod stop")
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        result = await self._run("pod", "rm", "--force", "--ignore", "--time", "0", sandbox_id)
+        if not result.ok and not is_not_found(result.err):
+            raise engine_error(result, what="pod rm")
+        self._pods.pop(sandbox_id, None)
+
+    async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
+        pod = await self._pod(sandbox_id)
+        infra = await self._inspect([pod.infra_id])
+        if not infra:
+            self._pods.pop(sandbox_id, None)
+            raise NotFound(f"no pod {sandbox_id}")
+        return self._remember(infra[0])
+
+    async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
+        want = {LABEL_ROLE: ROLE_SANDBOX, **(labels or {})}
+        ids = await self._ps_ids(want)
+        infras = [c for c in await self._inspect(ids) if c.get("IsInfra")]
+        found = [self._remember(c) for c in infras]
+        return [s for s in found if labels_match(s.labels, want)]
+
+    async def _ps_ids(self, labels: Mapping[str, str]) -> list[str]:
+        result = await self._check(
+            "ps", "--all", "--quiet", "--no-trunc", *label_filters(labels), what="ps"
+        )
+        return [line.strip() for line in result.out.splitlines() if line.strip()]
+
+    # --- containers -------------------------------------------------------------------
+    async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
+        pod = await self._pod(sandbox_id)
+        args = ["create", "--pod", sandbox_id, "--name", container_name(pod.name, config)]
+        args += label_args(container_labels(pod.labels, config))
+        args += container_create_args(config, swap_limit=self._swap_limit)
+        if config.security.read_only_root_filesystem:
+            args.append("--read-only-tmpfs=false")  # Kubernetes mounts no tmpfs either
+        if config.log_path:
+            Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
+            args += ["--log-driver", "k8s-file", "--log-opt", f"path={config.log_path}"]
+        before, after = command_args(config)
+        args += [*before, config.image, *after]
+        result = await self._check(*args, what=f"creating container {config.name}")
+        return result.out.splitlines()[-1].strip()
+
+    async def start_container(self, container_id: str) -> None:
+        await self._check("start", container_id, what="start")
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        seconds = max(0, math.ceil(timeout))
+        result = await self._run(
+            "stop", "--ignore", "--time", str(seconds), container_id, timeout=seconds + 60.0
+        )
+        if not result.ok and not is_not_found(result.err):
+            raise engine_error(result, what="stop")
+
+    async def remove_container(self, container_id: str) -> None:
+        result = await self._run("rm", "--force", "--ignore", "--time", "0", container_id)
+        if not result.ok and not is_not_found(result.err):
+            raise engine_error(result, what="rm")
+        self._cpu.forget(container_id)
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        found = await self._inspect([container_id])
+        if not found:
+            raise NotFound(f"no container {container_id}")
+        return self._status(found[0])
+
+    def _status(self, data: Mapping[str, Any]) -> ContainerStatus:
+        config = data.get("Config") or {}
+        state = data.get("State") or {}
+        labels = dict(config.get("Labels") or {})
+        cstate = map_state(str(state.get("Status") or ""))
+        exit_code: int | None = None
+        finished: float | None = None
+        reason = ""
+        started = parse_time(state.get("StartedAt"))
+        if cstate is ContainerState.EXITED:
+            exit_code = int(state.get("ExitCode") or 0)
+            finished = parse_time(state.get("FinishedAt"))
+            if finished is not None and started is not None and finished < started:
+                finished = started  # docker stamps StartedAt after a quick exit's FinishedAt
+            reason = exit_reason(exit_code, bool(state.get("OOMKilled")))
+        image_id = str(data.get("Image") or "")
+        return ContainerStatus(
+            id=str(data.get("Id")),
+            sandbox_id=str(data.get("Pod") or ""),
+            name=labels.get(LABEL_CONTAINER_NAME, str(data.get("Name") or "")),
+            state=cstate,
+            image=str(data.get("ImageName") or config.get("Image") or ""),
+            image_id=_sha(image_id) if image_id else "",
+            labels=labels,
+            created_at=parse_time(data.get("Created")) or 0.0,
+            started_at=started,
+            finished_at=finished,
+            exit_code=exit_code,
+            reason=reason,
+            message=str(state.get("Error") or ""),
+        )
+
+    async def list_containers(
+        self, labels: Mapping[str, str] | None = None
+    ) -> list[ContainerStatus]:
+        want = {LABEL_ROLE: ROLE_CONTAINER, **(labels or {})}
+        ids = await self._ps_ids(want)
+        found = [self._status(c) for c in await self._inspect(ids) if not c.get("IsInfra")]
+        return [c for c in found if labels_match(c.labels, want)]
+
+    async def exec(self, container_id: str, command: tuple[str, ...], timeout: float) -> ExecResult:
+        if not command:
+            raise InvalidConfig("exec needs a command")
+        result = await self._run("exec", container_id, *command, timeout=timeout)
+        if result.returncode == 125 and (
+            is_not_found(result.err) or "can only create exec sessions" in result.err
+        ):
+            if is_not_found(result.err):
+                raise NotFound(f"exec: {result.describe()}")
+            raise RuntimeError_(f"exec: container is not running: {result.err}", retryable=False)
+        return ExecResult(result.returncode, result.stdout, result.stderr)
+
+    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        return self._logs(container_id, options)
+
+    async def _logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        if options.follow:
+            await self.container_status(container_id)  # NotFound before streaming
+        argv = [*self._global, "logs", *logs_args(options), container_id]
+        async for line in stream_logs(argv, self.env, options):
+            yield line
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        result = await self._check(
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{json .ContainerStats}}",
+            container_id,
+            what="stats",
+        )
+        rows = decode_json_list(result)
+        if not rows:
+            raise NotFound(f"no stats for container {container_id}")
+        row = rows[0]
+        now = time.time()
+        cumulative = int(row.get("CPUNano") or 0)
+        rate = self._cpu.rate(container_id, cumulative, now)
+        if rate is None:  # first sample: podman's average since start (percent of a CPU)
+            rate = int(float(row.get("CPU") or 0.0) * 1e7)
+        return ContainerStats(
+            cpu_usage_nanocores=rate,
+            cpu_usage_core_nanoseconds=cumulative,
+            memory_working_set_bytes=int(row.get("MemUsage") or 0),
+            timestamp=now,
+        )
+
+
+def _sha(image_id: str) -> str:
+    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+
+
+def _ip_of(data: Mapping[str, Any]) -> str:
+    settings = data.get("NetworkSettings") or {}
+    if settings.get("IPAddress"):
+        return str(settings["IPAddress"])
+    for network in (settings.get("Networks") or {}).values():
+        if isinstance(network, dict) and network.get("IPAddress"):
+            return str(network["IPAddress"])
+    return ""
