@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -75,6 +76,20 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds between BOOKMARK events on watches that allow them (default: %(default)s)",
     )
+    kubelet = sub.add_parser("kubelet", help="run one node's kubelet as its own process")
+    kubelet.add_argument(
+        "--state-dir",
+        type=Path,
+        default=_default_state_dir(),
+        help="the cluster's state directory (kubeconfig, token, CA) (default: %(default)s)",
+    )
+    kubelet.add_argument("--node-name", required=True, help="the Node this kubelet registers")
+    kubelet.add_argument(
+        "--runtime",
+        choices=["auto", "podman", "docker", "fake"],
+        default="auto",
+        help="container engine (default: %(default)s)",
+    )
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -95,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         print(version("gitops-cluster"))
         return 0
     if args.command == "cluster" and args.cluster_command == "up":
-        import uvloop
-
         from runtime.api.store import StoreOptions
         from runtime.cluster import ClusterConfig, run_cluster
         from runtime.server.serve import ApiServerConfig
@@ -117,7 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             node_grace_period=args.node_grace_period,
             api=api,
         )
-        return uvloop.run(run_cluster(config))
+        # The standard event loop, not uvloop: under uvloop, engine commands that start
+        # conmon (podman start) never report their end, because the daemon inherits the
+        # output socket libuv creates.
+        return asyncio.run(run_cluster(config))
+    if args.command == "kubelet":
+        from runtime.cluster import run_kubelet
+
+        return asyncio.run(run_kubelet(args.state_dir, args.node_name, args.runtime))
     return 2
 
 
