@@ -8,7 +8,6 @@ Exit codes: 0 success, 1 runtime failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -130,14 +129,15 @@ def main(argv: list[str] | None = None) -> int:
             node_grace_period=args.node_grace_period,
             api=api,
         )
-        # The standard event loop, not uvloop: under uvloop, engine commands that start
-        # conmon (podman start) never report their end, because the daemon inherits the
-        # output socket libuv creates.
-        return asyncio.run(run_cluster(config))
+        import uvloop
+
+        return uvloop.run(run_cluster(config))
     if args.command == "kubelet":
+        import uvloop
+
         from runtime.cluster import run_kubelet
 
-        return asyncio.run(run_kubelet(args.state_dir, args.node_name, args.runtime))
+        return uvloop.run(run_kubelet(args.state_dir, args.node_name, args.runtime))
     return 2
 
 

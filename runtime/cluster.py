@@ -39,7 +39,7 @@ class ClusterConfig:
     state_dir: Path
     host: str = "127.0.0.1"
     port: int = 6443
-    runtime: str = "auto"  # auto | podman | docker | fake | none (API server only)
+    runtime: str = "auto"  # auto | podman | docker | fake | none (the API server alone)
     nodes: int = 1
     node_grace_period: float = 40.0
     api: ApiServerConfig | None = field(default=None)
@@ -107,6 +107,8 @@ class Cluster:
     async def start(self) -> None:
         self.runtime_name = await choose_runtime(self.config.runtime)
         await self.server.start()
+        if self.runtime_name == "none":
+            return  # the API server alone: no nodes, no scheduler, no controllers
         self.client = Client(load_kubeconfig(self.server.kubeconfig), connections=64)
         await self.client.open()
         lifecycle = NodeLifecycleController(
@@ -116,30 +118,29 @@ class Cluster:
         scheduler = _scheduler(self.client)
         if scheduler is not None:
             self._tasks.append(asyncio.create_task(scheduler))
-        if self.runtime_name != "none":
-            assert self.server.credentials is not None
-            token = self.server.credentials.token
-            for name in node_names(self.config.nodes):
-                cert = issue_serving_certificate(
-                    self.config.state_dir, name, ("127.0.0.1", "localhost")
-                )
-                runtime = make_runtime(self.runtime_name, self.config.state_dir, name)
-                kubelet = Kubelet(
-                    self.client,
-                    runtime,
-                    KubeletOptions(
-                        node_name=name,
-                        root_dir=self.config.state_dir / "nodes" / name,
-                        server_token=token,
-                        server_cert=cert,
-                        labels={"node-role.kubernetes.io/control-plane": "true"}
-                        if name == "node-0"
-                        else {},
-                    ),
-                )
-                self.kubelets.append(kubelet)
-                self._tasks.append(asyncio.create_task(kubelet.run()))
-            await asyncio.gather(*(k.ready.wait() for k in self.kubelets))
+        assert self.server.credentials is not None
+        token = self.server.credentials.token
+        for name in node_names(self.config.nodes):
+            cert = issue_serving_certificate(
+                self.config.state_dir, name, ("127.0.0.1", "localhost")
+            )
+            runtime = make_runtime(self.runtime_name, self.config.state_dir, name)
+            kubelet = Kubelet(
+                self.client,
+                runtime,
+                KubeletOptions(
+                    node_name=name,
+                    root_dir=self.config.state_dir / "nodes" / name,
+                    server_token=token,
+                    server_cert=cert,
+                    labels={"node-role.kubernetes.io/control-plane": "true"}
+                    if name == "node-0"
+                    else {},
+                ),
+            )
+            self.kubelets.append(kubelet)
+            self._tasks.append(asyncio.create_task(kubelet.run()))
+        await asyncio.gather(*(k.ready.wait() for k in self.kubelets))
 
     async def stop(self, *, remove_containers: bool = True) -> None:
         """Stop everything; by default also the pods' containers (nothing is left on the
@@ -213,4 +214,47 @@ async def run_cluster(config: ClusterConfig) -> int:
     print("shutting down", flush=True)
     await cluster.stop()
     waiter.cancel()
+    return 0
+
+
+async def run_kubelet(state_dir: Path, node_name: str, runtime: str) -> int:
+    """``gitops kubelet``: one node's kubelet as its own process, against the cluster whose
+    state directory holds the kubeconfig, token and CA. Stops on SIGINT/SIGTERM and leaves
+    the containers running (a new kubelet adopts them)."""
+    kubeconfig = state_dir / "kubeconfig"
+    if not kubeconfig.exists():
+        print(
+            f"error: {kubeconfig} not found: start the cluster first (gitops cluster up)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        name = await choose_runtime(runtime)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    token = (state_dir / "token").read_text().strip()
+    cert = issue_serving_certificate(state_dir, node_name, ("127.0.0.1", "localhost"))
+    async with Client(load_kubeconfig(kubeconfig)) as client:
+        kubelet = Kubelet(
+            client,
+            make_runtime(name, state_dir, node_name),
+            KubeletOptions(
+                node_name=node_name,
+                root_dir=state_dir / "nodes" / node_name,
+                server_token=token,
+                server_cert=cert,
+            ),
+        )
+        task = asyncio.create_task(kubelet.run())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     return 0

@@ -142,30 +142,40 @@ async def run_engine(
     timeout: float = 120.0,
     stdin: bytes | None = None,
 ) -> Completed:
-    """Run one engine command to completion; kill it on timeout or cancellation."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-        )
-    except FileNotFoundError as exc:
-        raise RuntimeError_(
-            f"{argv[0]} is not installed (run scripts/engines.sh's ensure functions)",
-            retryable=False,
-        ) from exc
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except TimeoutError:
-        await _kill(proc)
-        raise RuntimeError_(
-            f"`{' '.join(argv[:4])} …` did not finish within {timeout:g} s", retryable=True
-        ) from None
-    except BaseException:
-        await _kill(proc)
-        raise
+    """Run one engine command to completion; kill it on timeout or cancellation.
+
+    Output goes to temporary files, not pipes: engine commands that start a container
+    leave a daemon (conmon) holding whatever the command's stdout was, so waiting for a
+    pipe's end of file could wait forever (it does under uvloop, whose pipes are
+    sockets). The command's own exit is what counts.
+    """
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=err_file,
+                env=dict(env) if env is not None else None,
+            )
+        except FileNotFoundError as exc:
+            raise RuntimeError_(
+                f"{argv[0]} is not installed (run scripts/engines.sh's ensure functions)",
+                retryable=False,
+            ) from exc
+        try:
+            await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except TimeoutError:
+            await _kill(proc)
+            raise RuntimeError_(
+                f"`{' '.join(argv[:4])} …` did not finish within {timeout:g} s", retryable=True
+            ) from None
+        except BaseException:
+            await _kill(proc)
+            raise
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read(), err_file.read()
     return Completed(tuple(argv), proc.returncode if proc.returncode is not None else -1, out, err)
 
 
