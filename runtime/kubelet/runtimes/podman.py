@@ -157,6 +157,8 @@ async def run_engine(
                 stdout=out_file,
                 stderr=err_file,
                 env=dict(env) if env is not None else None,
+                # conmon writes files (e.g. "oom") into its working directory.
+                cwd=tempfile.gettempdir(),
             )
         except FileNotFoundError as exc:
             raise RuntimeError_(
