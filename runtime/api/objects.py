@@ -719,12 +719,7 @@ class ObjectAPI:
         if opts.dry_run:
             meta["resourceVersion"] = str(expect_rv)
             return WriteResult(new, warnings=warnings)
-        stored = dict(new)
-        stored["apiVersion"] = self.registry.storage_info(info).api_version
-        try:
-            entry = await self.store.update(info.store_key, namespace, name, stored, expect_rv)
-        except Exception as exc:
-            raise self._store_error(info, name, exc) from exc
+        entry = await self._store_update(info, namespace, name, new, expect_rv)
         if info.store_key == CRDS:
             self._register_crd(entry.obj())
         return WriteResult(self.convert(info, entry.obj()), warnings=warnings)
@@ -997,13 +992,19 @@ class ObjectAPI:
         if opts.dry_run:
             meta["resourceVersion"] = str(rv)
             return WriteResult(obj, pending=True)
+        entry = await self._store_update(info, namespace, name, obj, rv)
+        return WriteResult(self.convert(info, entry.obj()), pending=True)
+
+    async def _store_update(
+        self, info: ResourceInfo, namespace: str, name: str, obj: dict[str, Any], expect_rv: int
+    ) -> Entry:
+        """Write ``obj`` in the storage version, expecting revision ``expect_rv``."""
         stored = dict(obj)
         stored["apiVersion"] = self.registry.storage_info(info).api_version
         try:
-            entry = await self.store.update(info.store_key, namespace, name, stored, rv)
+            return await self.store.update(info.store_key, namespace, name, stored, expect_rv)
         except Exception as exc:
             raise self._store_error(info, name, exc) from exc
-        return WriteResult(self.convert(info, entry.obj()), pending=True)
 
     async def _remove(
         self,

@@ -227,16 +227,7 @@ def _paths(*paths: str) -> Callable[[Mapping[str, Any]], dict[str, str]]:
 
 
 def _pod_fields(obj: Mapping[str, Any]) -> dict[str, str]:
-    out = _paths(
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.schedulerName",
-        "spec.serviceAccountName",
-        "spec.hostNetwork",
-        "status.phase",
-        "status.podIP",
-        "status.nominatedNodeName",
-    )(obj)
+    out = _paths(*(f for f in _POD_FIELDS if f != "status.podIPs"))(obj)
     ips = (obj.get("status") or {}).get("podIPs") or []
     out["status.podIPs"] = ",".join(str(i.get("ip", "")) for i in ips if isinstance(i, Mapping))
     if out["spec.hostNetwork"] == "":
@@ -245,73 +236,56 @@ def _pod_fields(obj: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _event_fields(obj: Mapping[str, Any]) -> dict[str, str]:
-    out = _paths(
-        "involvedObject.kind",
-        "involvedObject.namespace",
-        "involvedObject.name",
-        "involvedObject.uid",
-        "involvedObject.apiVersion",
-        "involvedObject.resourceVersion",
-        "involvedObject.fieldPath",
-        "reason",
-        "reportingComponent",
-        "type",
-    )(obj)
+    out = _paths(*(f for f in _EVENT_FIELDS if f != "source"))(obj)
     out["source"] = _text(_get(obj, "source.component")) or _text(obj.get("reportingComponent"))
     return out
 
 
+_POD_FIELDS = (
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.podIPs",
+    "status.nominatedNodeName",
+)
+_EVENT_FIELDS = (
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+# resource -> (selectable field names, extractor); simple ones read their paths directly.
+_SIMPLE: dict[str, tuple[str, ...]] = {
+    "core/secrets": ("type",),
+    "core/nodes": ("spec.unschedulable",),
+    "core/namespaces": ("status.phase",),
+    "core/services": ("spec.clusterIP", "spec.type"),
+    "core/replicationcontrollers": ("status.replicas",),
+    "core/persistentvolumeclaims": ("spec.storageClassName", "spec.volumeName"),
+    "apps/replicasets": ("status.replicas",),
+    "batch/jobs": ("status.successful",),
+    "certificates.k8s.io/certificatesigningrequests": ("spec.signerName",),
+}
 _EXTRACTORS: dict[str, Callable[[Mapping[str, Any]], dict[str, str]]] = {
     "core/pods": _pod_fields,
     "core/events": _event_fields,
-    "core/secrets": _paths("type"),
-    "core/nodes": _paths("spec.unschedulable"),
-    "core/namespaces": _paths("status.phase"),
-    "core/services": _paths("spec.clusterIP", "spec.type"),
-    "core/replicationcontrollers": _paths("status.replicas"),
-    "core/persistentvolumeclaims": _paths("spec.storageClassName", "spec.volumeName"),
-    "apps/replicasets": _paths("status.replicas"),
-    "batch/jobs": _paths("status.successful"),
-    "certificates.k8s.io/certificatesigningrequests": _paths("spec.signerName"),
+    **{res: _paths(*paths) for res, paths in _SIMPLE.items()},
 }
 _EXTRA_NAMES: dict[str, frozenset[str]] = {
-    "core/pods": frozenset(
-        {
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.podIPs",
-            "status.nominatedNodeName",
-        }
-    ),
-    "core/events": frozenset(
-        {
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        }
-    ),
-    "core/secrets": frozenset({"type"}),
-    "core/nodes": frozenset({"spec.unschedulable"}),
-    "core/namespaces": frozenset({"status.phase"}),
-    "core/services": frozenset({"spec.clusterIP", "spec.type"}),
-    "core/replicationcontrollers": frozenset({"status.replicas"}),
-    "core/persistentvolumeclaims": frozenset({"spec.storageClassName", "spec.volumeName"}),
-    "apps/replicasets": frozenset({"status.replicas"}),
-    "batch/jobs": frozenset({"status.successful"}),
-    "certificates.k8s.io/certificatesigningrequests": frozenset({"spec.signerName"}),
+    "core/pods": frozenset(_POD_FIELDS),
+    "core/events": frozenset(_EVENT_FIELDS),
+    **{res: frozenset(paths) for res, paths in _SIMPLE.items()},
 }
 _BASE = frozenset({"metadata.name", "metadata.namespace"})
 
