@@ -1116,7 +1116,9 @@ class ObjectAPI:
         binding: dict[str, Any],
         opts: WriteOptions,
     ) -> None:
-        """pods/{name}/binding: assign a pod to a node, once."""
+        """pods/{name}/binding: assign a pod to a node, once. Like kube-apiserver's
+        binding storage this is a plain storage update (nodeName and the PodScheduled
+        condition), without admission or managedFields tracking."""
         target = (binding.get("target") or {}).get("name")
         if not target:
             raise errors.invalid_object("", "Binding", name, [errors.required("target.name")])
@@ -1146,9 +1148,14 @@ class ObjectAPI:
             }
         )
         status["conditions"] = conditions
-        await self._update(
-            info, namespace, name, old, new, current.rv, opts, "binding", [], managed=True
-        )
+        meta = new.get("metadata") or {}
+        meta.pop("resourceVersion", None)
+        annotations = (binding.get("metadata") or {}).get("annotations") or {}
+        if annotations:
+            meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+        if opts.dry_run:
+            return
+        await self._store_update(info, namespace, name, new, current.rv)
 
     # --- custom resource definitions ------------------------------------------------------
     def _crd_status(self, crd: dict[str, Any]) -> None:

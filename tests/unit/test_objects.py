@@ -281,9 +281,19 @@ def test_binding_assigns_a_pod_to_a_node_once(tmp_path: Path) -> None:
             "spec": {"containers": [{"name": "c", "image": "busybox"}]},
         }
         await api.create(pods, "default", pod, MANAGER)
+        unschedulable = {
+            "status": {
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+                ]
+            }
+        }
+        await api.patch(pods, "default", "p", "merge", unschedulable, MANAGER, "status")
         await api.bind(pods, "default", "p", {"target": {"name": "node-1"}}, MANAGER)
         bound = api.store.get("core/pods", "default", "p")
         assert bound is not None and bound.obj()["spec"]["nodeName"] == "node-1"
+        scheduled = [c for c in bound.obj()["status"]["conditions"] if c["type"] == "PodScheduled"]
+        assert [c["status"] for c in scheduled] == ["True"]
         with pytest.raises(ApiError) as err:
             await api.bind(pods, "default", "p", {"target": {"name": "node-2"}}, MANAGER)
         assert err.value.code == 409
