@@ -429,7 +429,10 @@ class Kubelet:
 
     def _on_pod(self, pod: dict[str, Any]) -> None:
         uid = str((pod.get("metadata") or {}).get("uid"))
+        before = self._by_uid.get(uid)
         self._by_uid[uid] = pod
+        if before is not None and _same_desired(before, pod):
+            return  # only the status changed (often our own write): nothing to do
         self._wake_uid(uid)
 
     def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
@@ -616,6 +619,16 @@ class Kubelet:
         self._tasks = []
         await self.probes.close()
         await self.server.stop()
+
+
+def _same_desired(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when two versions of a pod differ only in status and bookkeeping metadata."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    ignore = ("resourceVersion", "managedFields", "generation")
+    old_meta = {k: v for k, v in (old.get("metadata") or {}).items() if k not in ignore}
+    new_meta = {k: v for k, v in (new.get("metadata") or {}).items() if k not in ignore}
+    return old_meta == new_meta
 
 
 def _os_image() -> str:

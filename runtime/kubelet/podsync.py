@@ -309,6 +309,8 @@ class PodSyncer:
         self.restart_backoff = Backoff(options.restart_backoff_initial, options.restart_backoff_max)
         self.image_backoff = Backoff(options.image_backoff_initial, options.image_backoff_max)
         self._waiting: dict[tuple[str, str], Waiting] = {}
+        # pod uid -> whether the current sync of that pod changed anything in the engine
+        self._acted: dict[str, bool] = {}
 
     # --- runtime state ---------------------------------------------------------------
     async def state(self, uid: str) -> _PodState:
@@ -322,6 +324,7 @@ class PodSyncer:
         uid = str(meta.get("uid"))
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
+        self._acted[uid] = False
         if status.get("phase") in ("Succeeded", "Failed"):
             await self.kill(pod, grace=0.0, reason="")
             return SyncResult()
@@ -356,7 +359,10 @@ class PodSyncer:
             if sandbox is None:
                 view = self._view(pod, state, None, initialized=False)
                 return SyncResult(requeue_after=5.0, status=pod_status(view, now=now))
-            state = await self.state(uid)
+            if state.containers:
+                state = await self.state(uid)
+            else:  # a new pod: nothing else changed, no need to ask the engine again
+                state = _PodState([*state.sandboxes, sandbox], [])
         try:
             await self.volumes.setup(
                 pod,
@@ -381,7 +387,8 @@ class PodSyncer:
             return SyncResult(status=pod_status(view, now=now))
         if initialized:
             await self._sync_containers(pod, state, sandbox, requeue)
-        state = await self.state(uid)
+        if self._acted.pop(uid, True):
+            state = await self.state(uid)
         running = {
             c.labels.get(cri.LABEL_CONTAINER_NAME, ""): c
             for c in state.containers
@@ -402,6 +409,11 @@ class PodSyncer:
                 pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"
             )
             return None
+
+    def _mark_acted(self, pod: Mapping[str, Any]) -> None:
+        uid = str((pod.get("metadata") or {}).get("uid"))
+        if uid in self._acted:
+            self._acted[uid] = True
 
     def _key(self, pod: Mapping[str, Any], name: str) -> str:
         return f"{(pod.get('metadata') or {}).get('uid')}/{name}"
@@ -462,6 +474,7 @@ class PodSyncer:
                     requeue.append(0.0)
                 continue
             if cur is not None and cur.state == ContainerState.CREATED:
+                self._mark_acted(pod)
                 await self.runtime.start_container(cur.id)
                 continue
             exited = cur is not None and cur.state == ContainerState.EXITED
@@ -566,6 +579,7 @@ class PodSyncer:
             stdin=bool(container.get("stdin")),
             tty=bool(container.get("tty")),
         )
+        self._mark_acted(pod)
         try:
             cid = await self.runtime.create_container(sandbox.id, config)
         except cri.RuntimeError_ as exc:
@@ -665,6 +679,7 @@ class PodSyncer:
         status: ContainerStatus,
         grace: float,
     ) -> None:
+        self._mark_acted(pod)
         started = self.clock()
         hook = ((container.get("lifecycle") or {}).get("preStop")) or {}
         if hook:
@@ -742,6 +757,7 @@ class PodSyncer:
             await self.runtime.remove_sandbox(s.id)
         await self.volumes.teardown(uid)
         self.probes.remove_pod(uid)
+        self._acted.pop(uid, None)
         prefix = f"{uid}/"
         self.restart_backoff.forget_prefix(prefix)
         self.image_backoff.forget_prefix(prefix)
