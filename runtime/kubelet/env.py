@@ -39,6 +39,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from runtime.api import quantity
+from runtime.api.downward import split_subscript
 from runtime.kubelet.sources import CachedSource, ObjectSource, SourceError
 
 __all__ = [
@@ -153,16 +154,6 @@ _FIELD_LABELS = frozenset(
 )
 
 
-def _split_subscript(path: str) -> tuple[str, str] | None:
-    """``metadata.labels['app']`` → ``("metadata.labels", "app")``."""
-    if not path.endswith("']"):
-        return None
-    head, sep, key = path[:-2].partition("['")
-    if not sep or not head:
-        return None
-    return head, key
-
-
 def go_quote(text: str) -> str:
     """Go's ``strconv.Quote``: a double-quoted string with Go escapes."""
     out = ['"']
@@ -218,7 +209,7 @@ def field_value(
     if (api_version or "v1") != "v1":
         raise ValueError(f"unsupported pod version: {api_version}")
     meta = pod.get("metadata") or {}
-    subscripted = _split_subscript(field_path)
+    subscripted = split_subscript(field_path)
     if subscripted is not None:
         head, key = subscripted
         if head == "metadata.annotations":

@@ -37,6 +37,7 @@ from runtime.kubelet.cri import (
     SandboxStatus,
     SecurityConfig,
 )
+from runtime.kubelet.env import expand
 from runtime.kubelet.status import ContainerView, PodView, Waiting, pod_status
 
 log = structlog.get_logger(__name__)
@@ -157,30 +158,6 @@ def _bytes(value: Any) -> int | None:
     if parsed is None:
         return None
     return int(parsed.to_integral_value(rounding="ROUND_CEILING"))
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """``$(VAR)`` expansion as in command/args (``$$`` escapes, unknown left as is)."""
-    out: list[str] = []
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "$" and i + 1 < len(value):
-            nxt = value[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "(":
-                end = value.find(")", i + 2)
-                if end != -1:
-                    name = value[i + 2 : end]
-                    out.append(env[name] if name in env else value[i : end + 1])
-                    i = end + 1
-                    continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def _security(pod: Mapping[str, Any], container: Mapping[str, Any]) -> SecurityConfig:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.api import quantity as _quantity
+from runtime.api.downward import CONVERTIBLE_FIELD_PATHS, split_subscript
 from runtime.api.errors import Cause
 
 from . import _names as names
@@ -301,25 +302,7 @@ _VOLUME_FIELD_PATHS = frozenset(
         "metadata.uid",
     }
 )
-# What the downward API can convert at all (ConvertDownwardAPIFieldLabel).
-_CONVERTIBLE_FIELD_PATHS = frozenset(
-    {
-        "metadata.annotations",
-        "metadata.labels",
-        "metadata.name",
-        "metadata.namespace",
-        "metadata.uid",
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.serviceAccountName",
-        "spec.schedulerName",
-        "status.phase",
-        "status.hostIP",
-        "status.hostIPs",
-        "status.podIP",
-        "status.podIPs",
-    }
-)
+_CONVERTIBLE_FIELD_PATHS = CONVERTIBLE_FIELD_PATHS
 _RESOURCE_FIELD_PATHS = (
     "limits.cpu",
     "limits.ephemeral-storage",
@@ -328,15 +311,6 @@ _RESOURCE_FIELD_PATHS = (
     "requests.ephemeral-storage",
     "requests.memory",
 )
-
-
-def _split_subscript(field_path: str) -> tuple[str, str] | None:
-    if not field_path.endswith("']"):
-        return None
-    base, sep, subscript = field_path[:-2].partition("['")
-    if not sep or not base:
-        return None
-    return base, subscript
 
 
 def _validate_object_field_selector(ref: Any, allowed: frozenset[str], path: str) -> list[Cause]:
@@ -356,7 +330,7 @@ def _validate_object_field_selector(ref: Any, allowed: frozenset[str], path: str
                 f"error converting fieldPath: unsupported pod version: {api_version}",
             )
         ]
-    split = _split_subscript(field_path)
+    split = split_subscript(field_path)
     if split is not None:
         base, subscript = split
         if base == "metadata.annotations":
