@@ -212,19 +212,16 @@ def validate_object_meta(
     out: list[Cause] = []
     name = s(meta.get("name"))
     generate_name = s(meta.get("generateName"))
-    if not check_name:
-        pass
-    elif generate_name:
-        out.extend(
-            invalid(f"{path}.generateName", generate_name, m) for m in name_fn(generate_name, True)
-        )
-    if not check_name:
-        pass
-    elif not name:
-        if not generate_name:
+    if check_name:
+        if generate_name:
+            out.extend(
+                invalid(f"{path}.generateName", generate_name, m)
+                for m in name_fn(generate_name, True)
+            )
+        if name:
+            out.extend(invalid(f"{path}.name", name, m) for m in name_fn(name, False))
+        elif not generate_name:
             out.append(required(f"{path}.name", "name or generateName is required"))
-    else:
-        out.extend(invalid(f"{path}.name", name, m) for m in name_fn(name, False))
     namespace = s(meta.get("namespace"))
     if namespaced:
         if not namespace:
