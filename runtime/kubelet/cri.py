@@ -19,7 +19,7 @@ permanent failure (bad image reference, invalid config).
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -284,7 +284,7 @@ class ContainerRuntime(Protocol):
         """Run a command in a running container (exec probes, ``kubectl exec``)."""
         ...
 
-    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+    def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         """The container's output, as raw lines (with RFC 3339 timestamps when asked)."""
         ...
 

@@ -8,6 +8,7 @@ signed by the cluster CA.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ssl
 from collections.abc import Callable, Mapping
@@ -88,13 +89,15 @@ class KubeletServer:
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
         sent = 0
-        async for chunk in self.runtime.logs(target.id, options):
-            if options.limit_bytes is not None:
-                chunk = chunk[: max(options.limit_bytes - sent, 0)]
-            if not chunk:
-                break
-            await response.write(chunk)
-            sent += len(chunk)
+        # Closed on every exit (a client gone mid-stream too), which ends a follow.
+        async with contextlib.aclosing(self.runtime.logs(target.id, options)) as stream:
+            async for chunk in stream:
+                if options.limit_bytes is not None:
+                    chunk = chunk[: max(options.limit_bytes - sent, 0)]
+                if not chunk:
+                    break
+                await response.write(chunk)
+                sent += len(chunk)
         await response.write_eof()
         return response
 

@@ -622,7 +622,7 @@ def test_closing_a_followed_log_stops_promptly(engine: Engine) -> None:
 
     async def first_line() -> bytes:
         stream = engine.runtime.logs(c, LogOptions(follow=True))
-        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        async with contextlib.aclosing(stream):
             return await asyncio.wait_for(anext(stream), timeout=20)
 
     started = time.monotonic()

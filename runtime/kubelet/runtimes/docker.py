@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -365,10 +365,10 @@ class DockerRuntime:
                 raise RuntimeError_(f"exec: container is not running: {err}", retryable=False)
         return ExecResult(result.returncode, result.stdout, result.stderr)
 
-    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+    def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         return self._logs(container_id, options)
 
-    async def _logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+    async def _logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         if options.follow:
             await self.container_status(container_id)  # NotFound before streaming
         argv = [self.binary, "logs", *logs_args(options), container_id]

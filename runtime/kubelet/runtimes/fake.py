@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from runtime.kubelet.cri import (
@@ -256,7 +256,7 @@ class FakeRuntime:
         code = int(_env(c.config).get("FAKE_EXEC_EXIT_CODE", "0"))
         return ExecResult(code, b"", b"")
 
-    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+    async def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         c = self._get(container_id)
         lines = list(c.log)
         if options.since_seconds is not None:

@@ -30,7 +30,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -840,10 +840,10 @@ class PodmanRuntime:
             raise RuntimeError_(f"exec: container is not running: {result.err}", retryable=False)
         return ExecResult(result.returncode, result.stdout, result.stderr)
 
-    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+    def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         return self._logs(container_id, options)
 
-    async def _logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+    async def _logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         if options.follow:
             await self.container_status(container_id)  # NotFound before streaming
         argv = [*self._global, "logs", *logs_args(options), container_id]
