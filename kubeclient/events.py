@@ -8,8 +8,8 @@ server's capacity away from bindings; and a bounded queue, sent by a few backgro
 workers, drops events under pressure instead of slowing the caller — as the Kubernetes
 event broadcaster does.
 
-Who calls it: :class:`runtime.scheduler.scheduler.Scheduler` (``Scheduled``,
-``FailedScheduling``, ``Preempted``). Events are core/v1 Events with
+Who calls it: the scheduler (``Scheduled``, ``FailedScheduling``, ``Preempted``) and the
+kubelet (``Pulled``, ``Started``, ``BackOff``, ``Unhealthy``, …). Events are core/v1 Events with
 ``source.component``, ``reportingComponent`` and ``reportingInstance`` set, so
 ``kubectl describe``/``kubectl events`` show them "From default-scheduler".
 """
@@ -82,6 +82,7 @@ class EventRecorder:
         component: str = "default-scheduler",
         *,
         instance: str | None = None,
+        host: str = "",
         max_queue: int = 1000,
         workers: int = 2,
         qps: float = 50.0,
@@ -92,6 +93,7 @@ class EventRecorder:
         self.client = client
         self.component = component
         self.instance = instance or f"{component}-{socket.gethostname()}"
+        self.host = host
         self.clock = clock
         self.workers = workers
         self.max_queue = max_queue
@@ -121,8 +123,11 @@ class EventRecorder:
         action: str,
         message: str,
         related: Mapping[str, Any] | None = None,
+        *,
+        field_path: str = "",
     ) -> None:
-        """Record an event about ``obj`` (never blocks; may drop under pressure)."""
+        """Record an event about ``obj`` (never blocks; may drop under pressure);
+        ``field_path`` names the part of it, e.g. ``spec.containers{web}``."""
         meta = obj.get("metadata") or {}
         involved = {
             "apiVersion": str(obj.get("apiVersion") or "v1"),
@@ -133,6 +138,8 @@ class EventRecorder:
         }
         if meta.get("resourceVersion"):
             involved["resourceVersion"] = str(meta["resourceVersion"])
+        if field_path:
+            involved["fieldPath"] = field_path
         item = {
             "involvedObject": involved,
             "type": event_type,
@@ -260,7 +267,7 @@ class EventRecorder:
             "message": message,
             "type": item["type"],
             "action": item["action"],
-            "source": {"component": self.component},
+            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
             "reportingComponent": self.component,
             "reportingInstance": self.instance,
             "firstTimestamp": ts,

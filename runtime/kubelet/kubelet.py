@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import structlog
 
+from kubeclient.events import EventRecorder
 from kubeclient.informer import Informer, key_of
 from kubeclient.rest import Client, KubeError
 from runtime.kubelet import cri
@@ -91,81 +92,17 @@ class KubeletOptions:
     server_cert: tuple[Path, Path] | None = None
 
 
-class EventRecorder:
-    """Kubernetes Events for pods, aggregated like client-go's recorder: the same
-    (object, reason, message) bumps ``count`` instead of creating a new Event."""
+class _PodEvents:
+    """The kubelet's view of the shared event recorder: events about pods, with the
+    container's field path."""
 
-    def __init__(self, client: Client, component: str, host: str) -> None:
-        self.client = client
-        self.component = component
-        self.host = host
-        self._pending: list[tuple[dict[str, Any], str, str, str, str]] = []
-        self._seen: dict[tuple[str, str, str], tuple[str, str, int]] = {}
-        self._wake = asyncio.Event()
+    def __init__(self, recorder: EventRecorder) -> None:
+        self.recorder = recorder
 
     def event(
         self, pod: Mapping[str, Any], kind: str, reason: str, message: str, field_path: str = ""
     ) -> None:
-        meta = pod.get("metadata") or {}
-        ref = {
-            "kind": "Pod",
-            "namespace": meta.get("namespace"),
-            "name": meta.get("name"),
-            "uid": meta.get("uid"),
-            "apiVersion": "v1",
-            "resourceVersion": meta.get("resourceVersion"),
-        }
-        if field_path:
-            ref["fieldPath"] = field_path
-        self._pending.append((ref, kind, reason, message, str(meta.get("namespace"))))
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            pending, self._pending = self._pending, []
-            for ref, kind, reason, message, namespace in pending:
-                with contextlib.suppress(KubeError):
-                    await self._write(ref, kind, reason, message, namespace)
-
-    async def _write(
-        self, ref: dict[str, Any], kind: str, reason: str, message: str, namespace: str
-    ) -> None:
-        key = (str(ref.get("uid")), reason, message)
-        now = _now()
-        seen = self._seen.get(key)
-        if seen is not None:
-            name, ns, count = seen
-            try:
-                await self.client.patch(
-                    "v1", "events", name, {"count": count + 1, "lastTimestamp": now}, ns
-                )
-                self._seen[key] = (name, ns, count + 1)
-                return
-            except KubeError as exc:
-                if not exc.not_found:
-                    raise
-        name = f"{ref.get('name')}.{os.urandom(8).hex()}"
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": self.component, "host": self.host},
-            "reportingComponent": self.component,
-            "reportingInstance": self.host,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        await self.client.create("v1", "events", body, namespace)
-        self._seen[key] = (name, namespace, 1)
-        if len(self._seen) > 10_000:
-            self._seen.clear()
+        self.recorder.event(pod, kind, reason, "", message, field_path=field_path)
 
 
 class _PullSecrets:
@@ -213,11 +150,15 @@ class Kubelet:
         self.options = options
         self.node_name = options.node_name
         options.root_dir.mkdir(parents=True, exist_ok=True)
+        self._capacity: dict[str, str] | None = None
         self.source = CachedSource(client, ttl=options.source_ttl)
         self.volumes = VolumeManager(
             options.root_dir / "pods", self.source, node_allocatable=self.capacity()
         )
-        self.recorder = EventRecorder(client, "kubelet", options.node_name)
+        self.events = EventRecorder(
+            client, "kubelet", instance=options.node_name, host=options.node_name
+        )
+        self.recorder = _PodEvents(self.events)
         self.probes = ProbeManager(runtime, self._wake_uid)
         sync = options.sync or SyncOptions(node_name=options.node_name, node_ip=options.node_ip)
         self.syncer = PodSyncer(
@@ -245,15 +186,18 @@ class Kubelet:
 
     # --- capacity and node object ------------------------------------------------------
     def capacity(self) -> dict[str, str]:
-        cap = {
-            "cpu": str(os.cpu_count() or 1),
-            "memory": _host_memory(),
-            "pods": "110",
-            "ephemeral-storage": _host_disk(self.options.root_dir),
-            "hugepages-2Mi": "0",
-        }
-        cap.update(self.options.capacity)
-        return cap
+        """The node's capacity: the host's, overridden by the options (read once)."""
+        if self._capacity is None:
+            cap = {
+                "cpu": str(os.cpu_count() or 1),
+                "memory": _host_memory(),
+                "pods": "110",
+                "ephemeral-storage": _host_disk(self.options.root_dir),
+                "hugepages-2Mi": "0",
+            }
+            cap.update(self.options.capacity)
+            self._capacity = cap
+        return dict(self._capacity)
 
     def _conditions(self) -> list[dict[str, Any]]:
         now = _now()
@@ -587,7 +531,7 @@ class Kubelet:
         self._tasks = [
             asyncio.create_task(self._lease_loop()),
             asyncio.create_task(self._status_loop()),
-            asyncio.create_task(self.recorder.run()),
+            asyncio.create_task(self.events.run()),
             asyncio.create_task(self.pods.run()),
             asyncio.create_task(self._probe_events_loop()),
         ]

@@ -22,9 +22,9 @@ from typing import Any
 
 import structlog
 
+from kubeclient.events import EventRecorder, now_rfc3339
 from kubeclient.informer import Informer, running, wait_synced
 from kubeclient.rest import STRATEGIC_PATCH, Client, KubeError, resource_path
-from runtime.scheduler.events import EventRecorder, now_rfc3339
 from runtime.scheduler.framework import (
     FitError,
     Framework,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runtime.scheduler.events import EventRecorder
+from kubeclient.events import EventRecorder
 from runtime.scheduler.framework import (
     FitError,
     Framework,
