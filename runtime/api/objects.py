@@ -300,8 +300,8 @@ class ObjectAPI:
     # --- schema helpers ---------------------------------------------------------------
     def root_schema(self, info: ResourceInfo) -> Node:
         key = (info.group, info.version, info.kind)
-        root = self._roots.get(key)
-        if root is None or info.custom is not None:
+        root = self._roots.get(key)  # cleared whenever CRDs change the registry
+        if root is None:
             if info.custom is not None:
                 root = self.schemas.custom_root(info.custom.schema)
             else:
