@@ -150,12 +150,14 @@ class Cluster:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if remove_containers:
-            for kubelet in self.kubelets:
-                try:
+        for kubelet in self.kubelets:
+            try:
+                if remove_containers:
                     await kubelet.remove_all_containers()
-                except Exception as exc:  # report, and go on stopping the rest
-                    log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
+            except Exception as exc:  # report, and go on stopping the rest
+                log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
+            finally:
+                await kubelet.runtime.close()
         if self.client is not None:
             await self.client.close()
         await self.server.stop()
@@ -257,4 +259,5 @@ async def run_kubelet(state_dir: Path, node_name: str, runtime: str) -> int:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await kubelet.runtime.close()
     return 0

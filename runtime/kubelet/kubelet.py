@@ -482,11 +482,8 @@ class Kubelet:
     async def _cleanup_orphans(self) -> None:
         """Remove containers of pods that are no longer bound here (deleted while down)."""
         known = set(self._by_uid)
-        sandboxes = await self.runtime.list_sandboxes({cri.LABEL_NODE: self.node_name})
-        containers = await self.runtime.list_containers({cri.LABEL_NODE: self.node_name})
-        uids = {s.labels.get(cri.LABEL_POD_UID, "") for s in sandboxes}
-        uids |= {c.labels.get(cri.LABEL_POD_UID, "") for c in containers}
-        for uid in uids - known - {""}:
+        snapshot = await self.syncer.relister.now()
+        for uid in snapshot.uids() - known:
             log.info("kubelet.orphan_removed", node=self.node_name, pod_uid=uid)
             await self.syncer.remove(uid)
         for uid in self.volumes.pod_dirs():
@@ -502,6 +499,12 @@ class Kubelet:
                     "metadata": {"uid": ev.pod_uid, "name": ev.pod_name, "namespace": ev.namespace}
                 }
                 self.recorder.event(pod, ev.type, ev.reason, ev.message, ev.field_path)
+
+    def _on_engine_change(self, uids: set[str]) -> None:
+        """The relist saw these pods' containers change (exit, start, vanish): sync now."""
+        for uid in uids:
+            if uid in self._by_uid:
+                self._wake_uid(uid)
 
     async def _resync_loop(self) -> None:
         interval = self.options.sync.resync if self.options.sync else 10.0
@@ -539,6 +542,13 @@ class Kubelet:
             await self.pods.synced.wait()
             await self._cleanup_orphans()
             self._tasks.append(asyncio.create_task(self._resync_loop()))
+            self._tasks.append(
+                asyncio.create_task(
+                    self.syncer.relister.run(
+                        self.syncer.options.relist_period, self._on_engine_change
+                    )
+                )
+            )
             self.ready.set()
             await asyncio.gather(*self._tasks)
         finally:
@@ -546,11 +556,8 @@ class Kubelet:
 
     async def remove_all_containers(self) -> None:
         """Stop and remove every sandbox and container of this node (cluster shutdown)."""
-        sandboxes = await self.runtime.list_sandboxes({cri.LABEL_NODE: self.node_name})
-        containers = await self.runtime.list_containers({cri.LABEL_NODE: self.node_name})
-        uids = {s.labels.get(cri.LABEL_POD_UID, "") for s in sandboxes}
-        uids |= {c.labels.get(cri.LABEL_POD_UID, "") for c in containers}
-        await asyncio.gather(*(self.syncer.remove(uid) for uid in uids - {""}))
+        snapshot = await self.syncer.relister.now()
+        await asyncio.gather(*(self.syncer.remove(uid) for uid in snapshot.uids()))
 
     async def stop(self) -> None:
         """Stop watching and working. Containers keep running (a kubelet restart adopts them)."""

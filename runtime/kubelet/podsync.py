@@ -12,9 +12,10 @@ says when to sync again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +39,7 @@ from runtime.kubelet.cri import (
     SecurityConfig,
 )
 from runtime.kubelet.env import expand
+from runtime.kubelet.pleg import Relister
 from runtime.kubelet.status import ContainerView, PodView, Waiting, pod_status
 
 log = structlog.get_logger(__name__)
@@ -98,6 +100,9 @@ class SyncOptions:
     image_backoff_initial: float = 10.0
     image_backoff_max: float = 300.0
     resync: float = 10.0
+    # How often the kubelet relists the node's sandboxes and containers (pods whose
+    # containers changed are synced at once).
+    relist_period: float = 1.0
 
 
 class Backoff:
@@ -274,6 +279,7 @@ class PodSyncer:
         recorder: Recorder,
         secrets: Secrets,
         clock: Any = time.time,
+        relister: Relister | None = None,
     ) -> None:
         self.runtime = runtime
         self.options = options
@@ -286,14 +292,27 @@ class PodSyncer:
         self.restart_backoff = Backoff(options.restart_backoff_initial, options.restart_backoff_max)
         self.image_backoff = Backoff(options.image_backoff_initial, options.image_backoff_max)
         self._waiting: dict[tuple[str, str], Waiting] = {}
-        # pod uid -> whether the current sync of that pod changed anything in the engine
-        self._acted: dict[str, bool] = {}
+        self.relister = relister or Relister(runtime, {cri.LABEL_NODE: options.node_name})
+        # pod uid -> when (relister clock) we last changed that pod in the engine
+        self._changed_at: dict[str, float] = {}
 
     # --- runtime state ---------------------------------------------------------------
     async def state(self, uid: str) -> _PodState:
-        sandboxes = await self.runtime.list_sandboxes({cri.LABEL_POD_UID: uid})
-        containers = await self.runtime.list_containers({cri.LABEL_POD_UID: uid})
-        return _PodState(sandboxes, containers)
+        """The pod's sandboxes and containers from the node's shared listing, made after
+        our last change to the pod. Changes the engine makes by itself (exits) reach the
+        listing within the kubelet's relist period, and the relist wakes the pod."""
+        snapshot = await self.relister.newer_than(self._changed_at.get(uid, 0.0))
+        return _PodState(*snapshot.pod(uid))
+
+    @contextlib.contextmanager
+    def _changing(self, pod: Mapping[str, Any] | str) -> Iterator[None]:
+        """Around a call that changes the pod in the engine: later :meth:`state` calls
+        wait for a listing that started after it ended (or failed)."""
+        uid = pod if isinstance(pod, str) else str((pod.get("metadata") or {}).get("uid"))
+        try:
+            yield
+        finally:
+            self._changed_at[uid] = self.relister.clock()
 
     # --- the sync ------------------------------------------------------------------------
     async def sync(self, pod: dict[str, Any]) -> SyncResult:
@@ -301,7 +320,6 @@ class PodSyncer:
         uid = str(meta.get("uid"))
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
-        self._acted[uid] = False
         if status.get("phase") in ("Succeeded", "Failed"):
             await self.kill(pod, grace=0.0, reason="")
             return SyncResult()
@@ -330,7 +348,8 @@ class PodSyncer:
             # A new sandbox means every container starts again (the kubelet kills the rest).
             for c in state.containers:
                 if c.state == ContainerState.RUNNING:
-                    await self.runtime.stop_container(c.id, 2.0)
+                    with self._changing(uid):
+                        await self.runtime.stop_container(c.id, 2.0)
             attempt = len(state.sandboxes)
             sandbox = await self._new_sandbox(pod, attempt)
             if sandbox is None:
@@ -364,8 +383,7 @@ class PodSyncer:
             return SyncResult(status=pod_status(view, now=now))
         if initialized:
             await self._sync_containers(pod, state, sandbox, requeue)
-        if self._acted.pop(uid, True):
-            state = await self.state(uid)
+        state = await self.state(uid)  # the same listing unless something changed
         running = {
             c.labels.get(cri.LABEL_CONTAINER_NAME, ""): c
             for c in state.containers
@@ -378,19 +396,15 @@ class PodSyncer:
 
     async def _new_sandbox(self, pod: dict[str, Any], attempt: int) -> SandboxStatus | None:
         try:
-            return await self.runtime.run_sandbox(
-                sandbox_config(pod, self.options.node_name, attempt)
-            )
+            with self._changing(pod):
+                return await self.runtime.run_sandbox(
+                    sandbox_config(pod, self.options.node_name, attempt)
+                )
         except cri.RuntimeError_ as exc:
             self.recorder.event(
                 pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"
             )
             return None
-
-    def _mark_acted(self, pod: Mapping[str, Any]) -> None:
-        uid = str((pod.get("metadata") or {}).get("uid"))
-        if uid in self._acted:
-            self._acted[uid] = True
 
     def _key(self, pod: Mapping[str, Any], name: str) -> str:
         return f"{(pod.get('metadata') or {}).get('uid')}/{name}"
@@ -451,8 +465,8 @@ class PodSyncer:
                     requeue.append(0.0)
                 continue
             if cur is not None and cur.state == ContainerState.CREATED:
-                self._mark_acted(pod)
-                await self.runtime.start_container(cur.id)
+                with self._changing(pod):
+                    await self.runtime.start_container(cur.id)
                 continue
             exited = cur is not None and cur.state == ContainerState.EXITED
             done = policy == "Never" or (
@@ -556,9 +570,9 @@ class PodSyncer:
             stdin=bool(container.get("stdin")),
             tty=bool(container.get("tty")),
         )
-        self._mark_acted(pod)
         try:
-            cid = await self.runtime.create_container(sandbox.id, config)
+            with self._changing(pod):
+                cid = await self.runtime.create_container(sandbox.id, config)
         except cri.RuntimeError_ as exc:
             self._waiting[(key, "create")] = Waiting("CreateContainerError", str(exc))
             self.recorder.event(pod, "Warning", "Failed", f"Error: {exc}", _field(pod, name))
@@ -569,7 +583,8 @@ class PodSyncer:
             pod, "Normal", "Created", f"Created container {name}", _field(pod, name)
         )
         try:
-            await self.runtime.start_container(cid)
+            with self._changing(pod):
+                await self.runtime.start_container(cid)
         except cri.RuntimeError_ as exc:
             self.recorder.event(pod, "Warning", "Failed", f"Error: {exc}", _field(pod, name))
             requeue.append(1.0)
@@ -656,13 +671,13 @@ class PodSyncer:
         status: ContainerStatus,
         grace: float,
     ) -> None:
-        self._mark_acted(pod)
         started = self.clock()
         hook = ((container.get("lifecycle") or {}).get("preStop")) or {}
         if hook:
             await self._run_hook(pod, container, status, hook, grace)
         remaining = max(grace - (self.clock() - started), 0.0)
-        await self.runtime.stop_container(status.id, remaining)
+        with self._changing(pod):
+            await self.runtime.stop_container(status.id, remaining)
 
     async def _run_hook(
         self,
@@ -722,19 +737,21 @@ class PodSyncer:
         )
         for s in state.sandboxes:
             if s.state == SandboxState.READY:
-                await self.runtime.stop_sandbox(s.id)
+                with self._changing(uid):
+                    await self.runtime.stop_sandbox(s.id)
         self.probes.remove_pod(uid)
 
     async def remove(self, uid: str) -> None:
         """Remove every container, sandbox and volume of a pod (idempotent)."""
         state = await self.state(uid)
-        for c in state.containers:
-            await self.runtime.remove_container(c.id)
-        for s in state.sandboxes:
-            await self.runtime.remove_sandbox(s.id)
+        with self._changing(uid):
+            for c in state.containers:
+                await self.runtime.remove_container(c.id)
+            for s in state.sandboxes:
+                await self.runtime.remove_sandbox(s.id)
         await self.volumes.teardown(uid)
         self.probes.remove_pod(uid)
-        self._acted.pop(uid, None)
+        self._changed_at.pop(uid, None)
         prefix = f"{uid}/"
         self.restart_backoff.forget_prefix(prefix)
         self.image_backoff.forget_prefix(prefix)
@@ -754,7 +771,8 @@ class PodSyncer:
             )
             for old in ordered[2:]:
                 if old.state != ContainerState.RUNNING:
-                    await self.runtime.remove_container(old.id)
+                    with self._changing(old.labels.get(cri.LABEL_POD_UID, "")):
+                        await self.runtime.remove_container(old.id)
 
     # --- status -----------------------------------------------------------------------
     def _view(

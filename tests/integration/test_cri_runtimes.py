@@ -19,8 +19,10 @@ import asyncio
 import contextlib
 import http.server
 import ipaddress
+import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -265,6 +267,7 @@ def engine_module(request: pytest.FixtureRequest) -> Iterator[Engine]:
     finally:
         engine.remove_labelled({RUN_LABEL: RUN_ID})
         engine.cli_cleanup()
+        runner.run(engine.runtime.close())
         runner.close()
 
 
@@ -717,6 +720,13 @@ def test_a_new_runtime_object_re_adopts_the_same_sandbox_and_containers(
     pod = engine.sandbox("adopt")
     c = engine.shell(pod, "app", "exec sleep 1000")
     fresh = make_runtime(engine.name)  # as after a kubelet restart: no cached state
+    try:
+        _check_re_adoption(engine, fresh, pod, c)
+    finally:
+        engine.run(fresh.close())
+
+
+def _check_re_adoption(engine: Engine, fresh: ContainerRuntime, pod: SandboxStatus, c: str) -> None:
     mine = {TEST_LABEL: engine.test_id}
     sandboxes = engine.run(fresh.list_sandboxes(mine))
     assert [(s.id, s.ip, s.pod_uid, s.state) for s in sandboxes] == [
@@ -727,11 +737,15 @@ def test_a_new_runtime_object_re_adopts_the_same_sandbox_and_containers(
         (c, pod.id, ContainerState.RUNNING)
     ]
     # the adopted sandbox takes new containers, which inherit the pod's labels
-    other = engine.run(
-        make_runtime(engine.name).create_container(
-            pod.id, ContainerConfig(name="late", image=BUSYBOX, args=("true",), labels=mine)
+    empty = make_runtime(engine.name)  # knows nothing of the sandbox yet
+    try:
+        other = engine.run(
+            empty.create_container(
+                pod.id, ContainerConfig(name="late", image=BUSYBOX, args=("true",), labels=mine)
+            )
         )
-    )
+    finally:
+        engine.run(empty.close())
     status = engine.run(fresh.container_status(other))
     assert status.sandbox_id == pod.id and status.labels[LABEL_POD_UID] == pod.pod_uid
 
@@ -766,3 +780,33 @@ async def _alist(stream: Any) -> list[bytes]:
         async for line in stream:
             lines.append(line)
     return lines
+
+
+# --- the podman service -------------------------------------------------------------------
+
+
+def test_the_podman_service_starts_on_first_use_comes_back_after_dying_and_closes_cleanly() -> None:
+    runtime = make_runtime("podman")
+    assert isinstance(runtime, PodmanRuntime)
+    service = runtime.service
+
+    async def go() -> None:
+        assert service.pid is None  # nothing started by constructing the runtime
+        await runtime.list_containers({RUN_LABEL: RUN_ID})
+        first = service.pid
+        assert first is not None
+        argv = Path(f"/proc/{first}/cmdline").read_bytes().split(b"\0")
+        socket_path = Path(argv[-2].decode().removeprefix("unix://"))
+        assert socket_path.exists()
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        # the next call starts a new service and works
+        assert await runtime.image_id(BUSYBOX) is not None
+        second = service.pid
+        assert second is not None and second != first
+        await runtime.close()
+        assert service.pid is None
+        assert not Path(f"/proc/{second}").exists()
+        assert not socket_path.exists()
+
+    asyncio.run(go())

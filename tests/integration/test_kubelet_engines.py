@@ -45,12 +45,14 @@ def engine(
             pytest.fail(f"{name} does not work here ({exc}): run scripts/test.sh, which sets it up")
         if await runtime.image_id(BUSYBOX) is None:
             pytest.fail(f"{name} has no {BUSYBOX}: run scripts/test.sh (ensure_busybox_images)")
+        await runtime.close()
 
     asyncio.run(check())
     try:
         yield name, server
     finally:
         asyncio.run(_remove_node_containers(runtime, f"{name}-node"))
+        asyncio.run(runtime.close())
         server.stop()
 
 
@@ -141,6 +143,7 @@ def run(engine: tuple[str, ClusterProcess], tmp: Path, body: Body) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 await _remove_node_containers(runtime, node)
+                await runtime.close()
 
     asyncio.run(go())
 
@@ -453,5 +456,6 @@ def test_a_killed_kubelet_process_restarts_and_adopts_the_same_containers(
             if proc.poll() is None:
                 proc.kill()
             await _remove_node_containers(runtime, node)
+            await runtime.close()
 
     asyncio.run(go())

@@ -375,6 +375,9 @@ class DockerRuntime:
         async for line in stream_logs(argv, self.env, options):
             yield line
 
+    async def close(self) -> None:
+        """Nothing to release: each call is its own docker CLI process."""
+
     async def stats(self, container_id: str) -> ContainerStats:
         data = await self._api_get(f"/containers/{container_id}/stats?stream=false&one-shot=true")
         memory = data.get("memory_stats") or {}

@@ -271,6 +271,9 @@ class FakeRuntime:
             else:
                 yield line
 
+    async def close(self) -> None:
+        """Nothing to release: the fake runtime holds only memory."""
+
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)
         env = _env(c.config)

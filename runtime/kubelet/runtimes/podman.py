@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from runtime.kubelet.cri import (
     LABEL_CONTAINER_NAME,
@@ -61,6 +62,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
+from runtime.kubelet.runtimes.podman_service import ApiCallFailed, PodmanService, label_filter
 
 # =====================================================================================
 # Shared with runtimes/docker.py
@@ -187,11 +189,16 @@ def is_not_found(text: str) -> bool:
 
 def engine_error(result: Completed, *, what: str = "") -> RuntimeError_:
     """The :mod:`cri` error that best describes a failed engine command."""
-    text = result.err
     message = f"{what}: {result.describe()}" if what else result.describe()
+    return classify_error(result.err, message)
+
+
+def classify_error(text: str, message: str, *, not_found: bool = False) -> RuntimeError_:
+    """The :mod:`cri` error for an engine's error ``text`` (CLI output or API message),
+    reported as ``message``."""
     if _NO_IMAGE_RE.search(text):
         return ImageNotFound(message, retryable=True)
-    if is_not_found(text):
+    if not_found or is_not_found(text):
         return NotFound(message)
     if _INVALID_RE.search(text):
         return InvalidConfig(message)
@@ -541,13 +548,123 @@ class _Pod:
     labels: Mapping[str, str]
 
 
-class PodmanRuntime:
-    """:class:`runtime.kubelet.cri.ContainerRuntime` over the podman CLI.
+def _ns(mode: str) -> dict[str, str]:
+    return {"nsmode": mode}
 
-    ``containers_conf``: the containers.conf to use; by default ``$CONTAINERS_CONF``
-    when set, else one rendered from the template into ``state_dir`` (default
-    ``~/.cache/gitops-cluster/podman``). ``host_ip`` is reported as the IP of
-    host-network sandboxes.
+
+def sandbox_spec(config: SandboxConfig) -> dict[str, Any]:
+    """The libpod PodSpecGenerator for a sandbox (what ``podman pod create`` flags say)."""
+    name = sandbox_name(config)
+    spec: dict[str, Any] = {
+        "name": name,
+        "infra_name": f"{name}-infra",
+        "labels": sandbox_labels(config),
+    }
+    if config.host_network:
+        spec["netns"] = _ns("host")
+        spec["utsns"] = _ns("host")
+        spec["shared_namespaces"] = ["ipc", "net"]
+    else:
+        spec["shared_namespaces"] = ["net", "ipc", "uts"]
+        spec["hostname"] = config.hostname
+        spec["portmappings"] = [
+            {
+                "host_ip": pm.host_ip,
+                "container_port": pm.container_port,
+                "host_port": pm.host_port,
+                "protocol": pm.protocol.lower(),
+            }
+            for pm in config.port_mappings
+            if pm.host_port
+        ]
+    if config.dns is not None:
+        spec["dns_server"] = list(config.dns.nameservers)
+        spec["dns_search"] = list(config.dns.searches)
+        spec["dns_option"] = list(config.dns.options)
+    spec["hostadd"] = [
+        f"{hostname}:{ip}" for ip, hostnames in config.host_aliases for hostname in hostnames
+    ]
+    return spec
+
+
+def container_spec(
+    pod: _Pod, sandbox_id: str, config: ContainerConfig, *, swap_limit: bool
+) -> dict[str, Any]:
+    """The libpod SpecGenerator for a container in a sandbox (the same settings as
+    :func:`container_create_args` gives ``podman create``)."""
+    spec: dict[str, Any] = {
+        "name": container_name(pod.name, config),
+        "pod": sandbox_id,
+        "image": config.image,
+        "labels": container_labels(pod.labels, config),
+        "env": dict(config.env),
+        "stdin": config.stdin,
+        "terminal": config.tty,
+    }
+    if config.command:
+        spec["entrypoint"] = [config.command[0]]
+        spec["command"] = [*config.command[1:], *config.args]
+    elif config.args:
+        spec["command"] = list(config.args)
+    if config.working_dir:
+        spec["work_dir"] = config.working_dir
+    spec["mounts"] = [
+        {
+            "destination": m.container_path,
+            "source": m.host_path,
+            "type": "bind",
+            "options": ["rbind", "ro" if m.read_only else "rw"],
+        }
+        for m in config.mounts
+    ]
+    sec = config.security
+    if sec.run_as_user is not None:
+        spec["user"] = str(sec.run_as_user)
+        if sec.run_as_group is not None:
+            spec["user"] += f":{sec.run_as_group}"
+    elif sec.run_as_group is not None:
+        spec["user"] = f"0:{sec.run_as_group}"
+    if sec.supplemental_groups:
+        spec["groups"] = [str(g) for g in sec.supplemental_groups]
+    if sec.read_only_root_filesystem:
+        spec["read_only_filesystem"] = True
+        spec["read_only_tmpfs"] = False  # Kubernetes mounts no tmpfs either
+    spec["privileged"] = sec.privileged
+    if sec.add_capabilities:
+        spec["cap_add"] = list(sec.add_capabilities)
+    if sec.drop_capabilities:
+        spec["cap_drop"] = list(sec.drop_capabilities)
+    res = config.resources
+    limits: dict[str, Any] = {}
+    if res.cpu_millis or res.cpu_request_millis:
+        cpu: dict[str, int] = {}
+        if res.cpu_millis:
+            cpu["period"] = 100_000
+            cpu["quota"] = res.cpu_millis * 100
+        if res.cpu_request_millis:
+            cpu["shares"] = max(2, res.cpu_request_millis * 1024 // 1000)
+        limits["cpu"] = cpu
+    if res.memory_bytes:
+        memory = {"limit": res.memory_bytes}
+        if swap_limit:
+            memory["swap"] = res.memory_bytes  # no swap, as in Kubernetes
+        limits["memory"] = memory
+    if limits:
+        spec["resource_limits"] = limits
+    if config.log_path:
+        spec["log_configuration"] = {"driver": "k8s-file", "path": config.log_path}
+    return spec
+
+
+class PodmanRuntime:
+    """:class:`runtime.kubelet.cri.ContainerRuntime` over podman.
+
+    Sandboxes, containers, listings and image checks go through a private ``podman
+    system service`` (:mod:`runtime.kubelet.runtimes.podman_service`); pulls, exec, logs
+    and stats run the podman CLI. ``containers_conf``: the containers.conf to use; by
+    default ``$CONTAINERS_CONF`` when set, else one rendered from the template into
+    ``state_dir`` (default ``~/.cache/gitops-cluster/podman``). ``host_ip`` is reported
+    as the IP of host-network sandboxes. Call :meth:`close` to stop the service.
     """
 
     name = "podman"
@@ -573,7 +690,7 @@ class PodmanRuntime:
                     else Path.home() / ".cache" / "gitops-cluster" / "podman"
                 )
                 containers_conf = render_containers_conf(directory)
-        self.containers_conf = str(containers_conf)
+        self.containers_conf = str(Path(containers_conf).resolve())
         self.env = {**os.environ, "CONTAINERS_CONF": self.containers_conf}
         self.host_ip = host_ip
         self.command_timeout = command_timeout
@@ -586,9 +703,15 @@ class PodmanRuntime:
             "--events-backend",
             "file",
         ]
+        self.service = PodmanService(self._global, self.env, request_timeout=command_timeout)
         self._swap_limit = swap_limit_supported()
         self._pods: dict[str, _Pod] = {}
         self._cpu = CpuRate()
+        # container id -> (what the listing said of it, its inspect data)
+        self._inspected: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+    async def close(self) -> None:
+        await self.service.close()
 
     # --- plumbing -----------------------------------------------------------------------
     async def _run(self, *args: str, timeout: float | None = None) -> Completed:
@@ -602,27 +725,62 @@ class PodmanRuntime:
             raise engine_error(result, what=what)
         return result
 
-    async def _inspect(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Inspect containers in one call; IDs that vanished meanwhile are left out."""
-        if not ids:
-            return []
-        result = await self._run("container", "inspect", "--format", "json", *ids)
-        if result.ok:
-            return decode_json_list(result)
-        if len(ids) == 1 or not is_not_found(result.err):
-            raise engine_error(result, what="inspect")
-        found: list[dict[str, Any]] = []
-        for chunk in await asyncio.gather(*(self._inspect_one(i) for i in ids)):
-            found += chunk
-        return found
+    async def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        """One libpod API call; errors become :mod:`cri` errors (404 is None when
+        ``missing_ok``)."""
+        try:
+            return await self.service.call(
+                method,
+                path,
+                what=what,
+                params=params,
+                body=body,
+                timeout=timeout,
+                ok_statuses=(304,),
+            )
+        except ApiCallFailed as exc:
+            if exc.status == 404 and missing_ok:
+                return None
+            raise classify_error(exc.message, str(exc), not_found=exc.status == 404) from None
 
-    async def _inspect_one(self, container_id: str) -> list[dict[str, Any]]:
-        result = await self._run("container", "inspect", "--format", "json", container_id)
-        if not result.ok:
-            if is_not_found(result.err):
-                return []
-            raise engine_error(result, what="inspect")
-        return decode_json_list(result)
+    async def _inspect_one(self, container_id: str) -> dict[str, Any] | None:
+        data = await self._api(
+            "GET", f"/containers/{container_id}/json", what="inspect", missing_ok=True
+        )
+        return data if isinstance(data, dict) else None
+
+    async def _list(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Inspect data of the containers with ``labels``, inspecting again only those
+        whose state changed since the previous listing."""
+        rows = await self._api(
+            "GET",
+            "/containers/json",
+            what="list containers",
+            params={"all": "true", "filters": label_filter(labels)},
+        )
+        wanted: list[tuple[str, tuple[Any, ...]]] = []
+        for row in rows or []:
+            key = (row.get("State"), row.get("StartedAt"), row.get("ExitedAt"), row.get("ExitCode"))
+            wanted.append((str(row.get("Id")), key))
+        stale = [cid for cid, key in wanted if self._inspected.get(cid, ((),))[0] != key]
+        fresh = await asyncio.gather(*(self._inspect_one(cid) for cid in stale))
+        keys = dict(wanted)
+        for cid, data in zip(stale, fresh, strict=True):
+            if data is None:
+                self._inspected.pop(cid, None)
+            else:
+                self._inspected[cid] = (keys[cid], data)
+        return [self._inspected[cid][1] for cid, _ in wanted if cid in self._inspected]
 
     # --- engine and images ----------------------------------------------------------------
     async def version(self) -> str:
@@ -632,12 +790,12 @@ class PodmanRuntime:
         return str(client.get("Version") or data.get("Version") or "unknown")
 
     async def image_id(self, image: str) -> str | None:
-        result = await self._run("image", "inspect", "--format", "{{.Id}}", image)
-        if not result.ok:
-            if _NO_IMAGE_RE.search(result.err) or is_not_found(result.err):
-                return None
-            raise engine_error(result, what=f"image inspect {image}")
-        return _sha(result.out.splitlines()[0])
+        data = await self._api(
+            "GET", f"/images/{quote(image, safe='')}/json", what="image inspect", missing_ok=True
+        )
+        if not isinstance(data, dict):
+            return None
+        return _sha(str(data.get("Id") or ""))
 
     async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:
         with tempfile.TemporaryDirectory(prefix="gitops-auth-") as tmp:
@@ -658,25 +816,25 @@ class PodmanRuntime:
     # --- sandboxes --------------------------------------------------------------------
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
         name = sandbox_name(config)
-        labels = sandbox_labels(config)
-        args = ["pod", "create", "--name", name, "--infra-name", f"{name}-infra"]
-        if config.host_network:
-            args += ["--network", "host", "--share", "ipc,net", "--uts", "host"]
-        else:
-            args += ["--share", "net,ipc,uts", "--hostname", config.hostname]
-            args += port_args(config.port_mappings)
-        args += sandbox_dns_args(config)
-        args += label_args(labels)
-        created = await self._check(*args, what=f"creating pod {name}")
-        pod_id = created.out.splitlines()[-1].strip()
-        started = await self._run("pod", "start", pod_id)
-        if not started.ok:
-            await self._run("pod", "rm", "--force", "--ignore", "--time", "0", pod_id)
-            raise engine_error(started, what=f"starting pod {name}")
-        infra = await self._inspect([f"{name}-infra"])
-        if not infra:
+        created = await self._api(
+            "POST", "/pods/create", what=f"creating pod {name}", body=sandbox_spec(config)
+        )
+        pod_id = str((created or {}).get("Id") or "")
+        try:
+            await self._api("POST", f"/pods/{pod_id}/start", what=f"starting pod {name}")
+        except RuntimeError_:
+            await self._api(
+                "DELETE",
+                f"/pods/{pod_id}",
+                what="pod rm",
+                params={"force": "true"},
+                missing_ok=True,
+            )
+            raise
+        infra = await self._inspect_one(f"{name}-infra")
+        if infra is None:
             raise NotFound(f"pod {name} has no infra container")
-        return self._remember(infra[0])
+        return self._remember(infra)
 
     def _remember(self, infra: Mapping[str, Any]) -> SandboxStatus:
         status = self._sandbox_from_infra(infra)
@@ -708,85 +866,89 @@ class PodmanRuntime:
         pod = self._pods.get(sandbox_id)
         if pod is not None:
             return pod
-        result = await self._check("pod", "inspect", sandbox_id, what="pod inspect")
-        data = decode_json_list(result)
-        if not data:
+        data = await self._api("GET", f"/pods/{sandbox_id}/json", what="pod inspect")
+        if not isinstance(data, dict):
             raise NotFound(f"no pod {sandbox_id}")
-        infra_id = str(data[0].get("InfraContainerID") or "")
-        pod = _Pod(str(data[0].get("Name") or ""), infra_id, dict(data[0].get("Labels") or {}))
-        self._pods[str(data[0].get("Id") or sandbox_id)] = pod
+        infra_id = str(data.get("InfraContainerID") or "")
+        pod = _Pod(str(data.get("Name") or ""), infra_id, dict(data.get("Labels") or {}))
+        self._pods[str(data.get("Id") or sandbox_id)] = pod
         return pod
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
-        result = await self._run("pod", "stop", "--ignore", "--time", "0", sandbox_id)
-        if not result.ok and not is_not_found(result.err):
-            raise engine_error(result, what="pod stop")
+        await self._api(
+            "POST",
+            f"/pods/{sandbox_id}/stop",
+            what="pod stop",
+            params={"t": "0"},
+            missing_ok=True,
+        )
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
-        result = await self._run("pod", "rm", "--force", "--ignore", "--time", "0", sandbox_id)
-        if not result.ok and not is_not_found(result.err):
-            raise engine_error(result, what="pod rm")
+        await self._api(
+            "DELETE",
+            f"/pods/{sandbox_id}",
+            what="pod rm",
+            params={"force": "true"},
+            missing_ok=True,
+        )
         self._pods.pop(sandbox_id, None)
+        for cid in [c for c, (_, d) in self._inspected.items() if d.get("Pod") == sandbox_id]:
+            del self._inspected[cid]
 
     async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         pod = await self._pod(sandbox_id)
-        infra = await self._inspect([pod.infra_id])
-        if not infra:
+        infra = await self._inspect_one(pod.infra_id)
+        if infra is None:
             self._pods.pop(sandbox_id, None)
             raise NotFound(f"no pod {sandbox_id}")
-        return self._remember(infra[0])
+        return self._remember(infra)
 
     async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
         want = {LABEL_ROLE: ROLE_SANDBOX, **(labels or {})}
-        ids = await self._ps_ids(want)
-        infras = [c for c in await self._inspect(ids) if c.get("IsInfra")]
-        found = [self._remember(c) for c in infras]
+        found = [self._remember(c) for c in await self._list(want) if c.get("IsInfra")]
         return [s for s in found if labels_match(s.labels, want)]
-
-    async def _ps_ids(self, labels: Mapping[str, str]) -> list[str]:
-        result = await self._check(
-            "ps", "--all", "--quiet", "--no-trunc", *label_filters(labels), what="ps"
-        )
-        return [line.strip() for line in result.out.splitlines() if line.strip()]
 
     # --- containers -------------------------------------------------------------------
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         pod = await self._pod(sandbox_id)
-        args = ["create", "--pod", sandbox_id, "--name", container_name(pod.name, config)]
-        args += label_args(container_labels(pod.labels, config))
-        args += container_create_args(config, swap_limit=self._swap_limit)
-        if config.security.read_only_root_filesystem:
-            args.append("--read-only-tmpfs=false")  # Kubernetes mounts no tmpfs either
         if config.log_path:
             Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
-            args += ["--log-driver", "k8s-file", "--log-opt", f"path={config.log_path}"]
-        before, after = command_args(config)
-        args += [*before, config.image, *after]
-        result = await self._check(*args, what=f"creating container {config.name}")
-        return result.out.splitlines()[-1].strip()
+        spec = container_spec(pod, sandbox_id, config, swap_limit=self._swap_limit)
+        created = await self._api(
+            "POST", "/containers/create", what=f"creating container {config.name}", body=spec
+        )
+        return str((created or {}).get("Id") or "")
 
     async def start_container(self, container_id: str) -> None:
-        await self._check("start", container_id, what="start")
+        await self._api("POST", f"/containers/{container_id}/start", what="start")
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         seconds = max(0, math.ceil(timeout))
-        result = await self._run(
-            "stop", "--ignore", "--time", str(seconds), container_id, timeout=seconds + 60.0
+        await self._api(
+            "POST",
+            f"/containers/{container_id}/stop",
+            what="stop",
+            params={"timeout": str(seconds)},
+            timeout=seconds + 60.0,
+            missing_ok=True,
         )
-        if not result.ok and not is_not_found(result.err):
-            raise engine_error(result, what="stop")
 
     async def remove_container(self, container_id: str) -> None:
-        result = await self._run("rm", "--force", "--ignore", "--time", "0", container_id)
-        if not result.ok and not is_not_found(result.err):
-            raise engine_error(result, what="rm")
+        await self._api(
+            "DELETE",
+            f"/containers/{container_id}",
+            what="rm",
+            params={"force": "true", "timeout": "0"},
+            missing_ok=True,
+        )
         self._cpu.forget(container_id)
+        self._inspected.pop(container_id, None)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
-        found = await self._inspect([container_id])
-        if not found:
+        found = await self._inspect_one(container_id)
+        if found is None:
             raise NotFound(f"no container {container_id}")
-        return self._status(found[0])
+        return self._status(found)
 
     def _status(self, data: Mapping[str, Any]) -> ContainerStatus:
         config = data.get("Config") or {}
@@ -824,8 +986,7 @@ class PodmanRuntime:
         self, labels: Mapping[str, str] | None = None
     ) -> list[ContainerStatus]:
         want = {LABEL_ROLE: ROLE_CONTAINER, **(labels or {})}
-        ids = await self._ps_ids(want)
-        found = [self._status(c) for c in await self._inspect(ids) if not c.get("IsInfra")]
+        found = [self._status(c) for c in await self._list(want) if not c.get("IsInfra")]
         return [c for c in found if labels_match(c.labels, want)]
 
     async def exec(self, container_id: str, command: tuple[str, ...], timeout: float) -> ExecResult:
