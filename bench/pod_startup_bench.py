@@ -8,7 +8,9 @@ figure is the wall time of one ``kube play`` of a file with the 20 pods until
 ``podman pod ps`` shows every pod running. Repeats ``--rounds`` times and reports
 medians. Writes ``bench/results/pod_startup.json``.
 
-Usage: ``.venv/bin/python bench/pod_startup_bench.py [--pods 20] [--rounds 3]``.
+Usage: ``.venv/bin/python bench/pod_startup_bench.py [--pods 20] [--rounds 3]
+[--runtime podman|docker]``; with docker the cluster's node runs on docker (results in
+``pod_startup_docker.json``) and the peer is still ``podman kube play``.
 Everything it creates is removed at the end (cluster pods and kube-play pods).
 """
 
@@ -157,7 +159,7 @@ def kube_play_round(count: int, round_no: int, conf: str) -> float:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="startup-bench-"))
-    server = ClusterProcess(state, runtime="podman")
+    server = ClusterProcess(state, runtime=args.runtime)
     server.start()
     conf = os.environ.get("CONTAINERS_CONF", str(ROOT / ".cache" / "podman" / "containers.conf"))
     cluster_rounds = []
@@ -167,7 +169,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.monotonic() + 60
             while not (await client.list("v1", "nodes")).get("items"):
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the podman node did not register")
+                    raise RuntimeError(f"the {args.runtime} node did not register")
                 await asyncio.sleep(0.2)
         for r in range(args.rounds):
             cluster_rounds.append(await cluster_round(server, args.pods, r))
@@ -182,6 +184,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             server.stop()
     return {
+        "runtime": args.runtime,
         "pods": args.pods,
         "rounds": args.rounds,
         "cluster_p50_s": statistics.median(r["p50_s"] for r in cluster_rounds),
@@ -196,15 +199,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pod_startup.json")
+    parser.add_argument("--runtime", choices=("podman", "docker"), default="podman")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.runtime == "podman" else f"_{args.runtime}"
+        args.out = ROOT / "bench" / "results" / f"pod_startup{suffix}.json"
     results = asyncio.run(main_async(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "raw"}, indent=2))
     ratio = results["cluster_all_started_s"] / results["kube_play_all_running_s"]
     print(
-        f"\n{args.pods} pods: cluster p50 {results['cluster_p50_s']:.2f}s p99 {results['cluster_p99_s']:.2f}s, "
+        f"\n{args.pods} pods on {args.runtime}: cluster p50 {results['cluster_p50_s']:.2f}s p99 {results['cluster_p99_s']:.2f}s, "
         f"all started {results['cluster_all_started_s']:.2f}s vs podman kube play "
         f"{results['kube_play_all_running_s']:.2f}s (ratio {ratio:.2f})"
     )

@@ -32,6 +32,7 @@ import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from runtime.kubelet.cri import (
     LABEL_CONTAINER_NAME,
@@ -62,6 +63,7 @@ from runtime.kubelet.runtimes.podman import (
     ROLE_SANDBOX,
     Completed,
     CpuRate,
+    InspectCache,
     auth_file_json,
     command_args,
     container_create_args,
@@ -72,7 +74,6 @@ from runtime.kubelet.runtimes.podman import (
     exit_reason,
     is_not_found,
     label_args,
-    label_filters,
     labels_match,
     logs_args,
     map_state,
@@ -85,6 +86,7 @@ from runtime.kubelet.runtimes.podman import (
     stream_logs,
     swap_limit_supported,
 )
+from runtime.kubelet.runtimes.podman_service import label_filter
 
 PAUSE_IMAGE = "localhost/gitops-pause:1"
 
@@ -134,6 +136,7 @@ class DockerRuntime:
         self._swap_limit = swap_limit_supported()
         self._sandbox_labels: dict[str, Mapping[str, str]] = {}
         self._cpu = CpuRate()
+        self._inspected = InspectCache()
 
     # --- plumbing -----------------------------------------------------------------------
     async def _run(
@@ -161,11 +164,27 @@ class DockerRuntime:
             raise engine_error(result, what="inspect")
         return decode_json_list(result)
 
+    async def _ps(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The listing rows (ID, state, labels) of every container with ``labels``."""
+        rows = await self._api_get(f"/containers/json?all=1&filters={quote(label_filter(labels))}")
+        return [row for row in rows or [] if isinstance(row, dict)]
+
     async def _ps_ids(self, labels: Mapping[str, str]) -> list[str]:
-        result = await self._check(
-            "ps", "--all", "--quiet", "--no-trunc", *label_filters(labels), what="ps"
-        )
-        return [line.strip() for line in result.out.splitlines() if line.strip()]
+        return [str(row.get("Id")) for row in await self._ps(labels)]
+
+    async def _inspect_one(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            data = await self._api_get(f"/containers/{container_id}/json")
+        except NotFound:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _list(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Inspect data of the containers with ``labels``; only containers whose state
+        changed since the previous listing are inspected again (docker never restarts
+        ours: a restart is a new container)."""
+        rows = [(str(row.get("Id")), (row.get("State"),)) for row in await self._ps(labels)]
+        return await self._inspected.resolve(rows, self._inspect_one)
 
     async def _api_get(self, path: str, timeout: float = 30.0) -> Any:
         """GET a Docker Engine API path over the unix socket (HTTP/1.0: no chunking)."""
@@ -202,13 +221,11 @@ class DockerRuntime:
         return result.out
 
     async def image_id(self, image: str) -> str | None:
-        result = await self._run("image", "inspect", "--format", "{{.Id}}", image)
-        if not result.ok:
-            text = result.err.lower()
-            if "no such image" in text or "not found" in text or is_not_found(text):
-                return None
-            raise engine_error(result, what=f"image inspect {image}")
-        return result.out.splitlines()[0]
+        try:
+            data = await self._api_get(f"/images/{quote(image, safe='/:@')}/json")
+        except NotFound:
+            return None
+        return str(data.get("Id") or "") or None if isinstance(data, dict) else None
 
     async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:
         with tempfile.TemporaryDirectory(prefix="gitops-auth-") as tmp:
@@ -292,6 +309,8 @@ class DockerRuntime:
         if not result.ok and not _only_not_found(result):
             raise engine_error(result, what="remove sandbox")
         self._sandbox_labels.pop(sandbox_id, None)
+        for cid in ids:
+            self._inspected.forget(cid)
 
     async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         found = await self._inspect([sandbox_id])
@@ -304,7 +323,7 @@ class DockerRuntime:
 
     async def list_sandboxes(self, labels: Mapping[str, str] | None = None) -> list[SandboxStatus]:
         want = {LABEL_ROLE: ROLE_SANDBOX, **(labels or {})}
-        found = [self._sandbox(c) for c in await self._inspect(await self._ps_ids(want))]
+        found = [self._sandbox(c) for c in await self._list(want)]
         return [s for s in found if labels_match(s.labels, want)]
 
     # --- containers -------------------------------------------------------------------
@@ -337,6 +356,7 @@ class DockerRuntime:
         if not result.ok and not is_not_found(result.err):
             raise engine_error(result, what="rm")
         self._cpu.forget(container_id)
+        self._inspected.forget(container_id)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         found = await self._inspect([container_id])
@@ -348,7 +368,7 @@ class DockerRuntime:
         self, labels: Mapping[str, str] | None = None
     ) -> list[ContainerStatus]:
         want = {LABEL_ROLE: ROLE_CONTAINER, **(labels or {})}
-        found = [_status(c) for c in await self._inspect(await self._ps_ids(want))]
+        found = [_status(c) for c in await self._list(want)]
         return [c for c in found if labels_match(c.labels, want)]
 
     async def exec(self, container_id: str, command: tuple[str, ...], timeout: float) -> ExecResult:

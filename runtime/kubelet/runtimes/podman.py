@@ -30,7 +30,15 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -493,6 +501,38 @@ class CpuRate:
         self._last.pop(container_id, None)
 
 
+class InspectCache:
+    """Inspect data of the containers a listing returned, inspected again only when
+    their listing row changed (a relist of an idle node costs one list call)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+    async def resolve(
+        self,
+        rows: Sequence[tuple[str, tuple[Any, ...]]],
+        inspect: Callable[[str], Awaitable[dict[str, Any] | None]],
+    ) -> list[dict[str, Any]]:
+        """``rows``: (container id, what the listing says of it). Returns the inspect
+        data of those still there, in order."""
+        stale = [cid for cid, key in rows if cid not in self._data or self._data[cid][0] != key]
+        fresh = await asyncio.gather(*(inspect(cid) for cid in stale))
+        keys = dict(rows)
+        for cid, data in zip(stale, fresh, strict=True):
+            if data is None:
+                self._data.pop(cid, None)
+            else:
+                self._data[cid] = (keys[cid], data)
+        return [self._data[cid][1] for cid, _ in rows if cid in self._data]
+
+    def forget(self, container_id: str) -> None:
+        self._data.pop(container_id, None)
+
+    def forget_where(self, test: Callable[[dict[str, Any]], bool]) -> None:
+        for cid in [cid for cid, (_, data) in self._data.items() if test(data)]:
+            del self._data[cid]
+
+
 def map_state(status: str) -> ContainerState:
     status = status.lower()
     if status in ("created", "configured", "initialized"):
@@ -707,8 +747,7 @@ class PodmanRuntime:
         self._swap_limit = swap_limit_supported()
         self._pods: dict[str, _Pod] = {}
         self._cpu = CpuRate()
-        # container id -> (what the listing said of it, its inspect data)
-        self._inspected: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._inspected = InspectCache()
 
     async def close(self) -> None:
         await self.service.close()
@@ -768,19 +807,14 @@ class PodmanRuntime:
             what="list containers",
             params={"all": "true", "filters": label_filter(labels)},
         )
-        wanted: list[tuple[str, tuple[Any, ...]]] = []
-        for row in rows or []:
-            key = (row.get("State"), row.get("StartedAt"), row.get("ExitedAt"), row.get("ExitCode"))
-            wanted.append((str(row.get("Id")), key))
-        stale = [cid for cid, key in wanted if self._inspected.get(cid, ((),))[0] != key]
-        fresh = await asyncio.gather(*(self._inspect_one(cid) for cid in stale))
-        keys = dict(wanted)
-        for cid, data in zip(stale, fresh, strict=True):
-            if data is None:
-                self._inspected.pop(cid, None)
-            else:
-                self._inspected[cid] = (keys[cid], data)
-        return [self._inspected[cid][1] for cid, _ in wanted if cid in self._inspected]
+        listed = [
+            (
+                str(row.get("Id")),
+                (row.get("State"), row.get("StartedAt"), row.get("ExitedAt"), row.get("ExitCode")),
+            )
+            for row in rows or []
+        ]
+        return await self._inspected.resolve(listed, self._inspect_one)
 
     # --- engine and images ----------------------------------------------------------------
     async def version(self) -> str:
@@ -892,8 +926,7 @@ class PodmanRuntime:
             missing_ok=True,
         )
         self._pods.pop(sandbox_id, None)
-        for cid in [c for c, (_, d) in self._inspected.items() if d.get("Pod") == sandbox_id]:
-            del self._inspected[cid]
+        self._inspected.forget_where(lambda data: data.get("Pod") == sandbox_id)
 
     async def sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         pod = await self._pod(sandbox_id)
@@ -942,7 +975,7 @@ class PodmanRuntime:
             missing_ok=True,
         )
         self._cpu.forget(container_id)
-        self._inspected.pop(container_id, None)
+        self._inspected.forget(container_id)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         found = await self._inspect_one(container_id)
