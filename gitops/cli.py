@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds between BOOKMARK events on watches that allow them (default: %(default)s)",
     )
+    up.add_argument(
+        "--controllers",
+        default="*",
+        help="controllers to run: '*' (every built controller), 'none', or a "
+        "comma-separated list of names where '-name' removes one (default: %(default)s)",
+    )
+    up.add_argument(
+        "--controller-option",
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a controller setting, e.g. job.backoff-base=1 (repeatable)",
+    )
     kubelet = sub.add_parser("kubelet", help="run one node's kubelet as its own process")
     kubelet.add_argument(
         "--state-dir",
@@ -111,9 +124,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cluster" and args.cluster_command == "up":
         from runtime.api.store import StoreOptions
         from runtime.cluster import ClusterConfig, run_cluster
+        from runtime.controllers.manager import (
+            ControllerError,
+            enabled_controllers,
+            parse_settings,
+        )
         from runtime.server.serve import ApiServerConfig
 
+        try:
+            controllers = enabled_controllers(args.controllers)
+            settings = parse_settings(args.controller_option)
+        except ControllerError as exc:
+            parser.error(str(exc))
+
+        from runtime.api.objects import ApiOptions
+
         api = ApiServerConfig(
+            # Owners' deletions wait for dependents only where a garbage collector runs.
+            api=ApiOptions(
+                garbage_collection="garbagecollector" in controllers and args.runtime != "none"
+            ),
             state_dir=args.state_dir,
             host=args.host,
             port=args.port,
@@ -128,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             nodes=args.nodes,
             node_grace_period=args.node_grace_period,
             api=api,
+            controllers=tuple(controllers),
+            controller_settings=settings,
         )
         import uvloop
 

@@ -12,13 +12,16 @@ import contextlib
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from kubeclient.factory import InformerFactory
 from kubeclient.rest import Client, load_kubeconfig
+from runtime.controllers.manager import ControllerContext, ControllerManager
 from runtime.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from runtime.kubelet.cri import ContainerRuntime
 from runtime.kubelet.kubelet import Kubelet, KubeletOptions
@@ -43,6 +46,9 @@ class ClusterConfig:
     nodes: int = 1
     node_grace_period: float = 40.0
     api: ApiServerConfig | None = field(default=None)
+    #: Controllers to run (runtime.controllers.manager.CONTROLLERS names).
+    controllers: tuple[str, ...] = ()
+    controller_settings: Mapping[str, str] = field(default_factory=dict)
 
 
 async def _works(*command: str) -> bool:
@@ -118,6 +124,15 @@ class Cluster:
         scheduler = _scheduler(self.client)
         if scheduler is not None:
             self._tasks.append(asyncio.create_task(scheduler))
+        if self.config.controllers:
+            ctx = ControllerContext(
+                self.client,
+                InformerFactory(self.client),
+                self.config.state_dir / "controllers",
+                self.config.controller_settings,
+            )
+            manager = ControllerManager(ctx, self.config.controllers)
+            self._tasks.append(asyncio.create_task(manager.run()))
         assert self.server.credentials is not None
         token = self.server.credentials.token
         for name in node_names(self.config.nodes):

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import structlog
 
-from runtime.api import admission, decode, errors, patch, ssa
+from runtime.api import admission, decode, errors, patch, ssa, storageclasses
 from runtime.api.errors import ApiError
 from runtime.api.registry import CustomInfo, Registry, ResourceInfo
 from runtime.api.schema import Node, Schemas
@@ -480,6 +480,8 @@ class ObjectAPI:
         return []
 
     def _admit(self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if old is None and info.group == "" and info.plural == "persistentvolumeclaims":
+            self._default_storage_class(obj)
         admission.default(info, obj)
         causes = admission.validate(info, obj, old)
         if info.store_key == CRDS and not causes:
@@ -487,6 +489,16 @@ class ObjectAPI:
         if causes:
             name = str(_meta(obj).get("name") or "")
             raise errors.invalid_object(info.group, info.kind, name, causes)
+
+    def _default_storage_class(self, claim: dict[str, Any]) -> None:
+        """Kubernetes' DefaultStorageClass admission: a new claim that names no class
+        gets the cluster's default StorageClass, if there is one."""
+        if not storageclasses.claim_needs_default(claim):
+            return
+        classes = self._info("storage.k8s.io", "v1", "storageclasses")
+        name = storageclasses.default_class(e.obj() for e in self.store.iter(classes.store_key))
+        if name is not None:
+            claim.setdefault("spec", {})["storageClassName"] = name
 
     def _track(
         self,

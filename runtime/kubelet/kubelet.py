@@ -179,7 +179,9 @@ class Kubelet:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
-        self.server = KubeletServer(runtime, options.server_token, self._find_pod)
+        self.server = KubeletServer(
+            runtime, options.server_token, self._find_pod, node_name=options.node_name
+        )
 
     def _find_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.pods.get(f"{namespace}/{name}")

@@ -1,14 +1,24 @@
-"""The kubelet's own HTTPS endpoint: container logs (and, later, exec and port-forward).
+"""The kubelet's own HTTPS endpoint: container logs and resource usage (and, later, exec
+and port-forward).
 
-Who calls it: the API server, which proxies ``pods/{name}/log`` here — the address is
-the Node's InternalIP and ``status.daemonEndpoints.kubeletEndpoint.Port``, as in
-Kubernetes. Requests must carry the cluster's bearer token. The serving certificate is
-signed by the cluster CA.
+Who calls it: the API server, which proxies ``pods/{name}/log`` here and reads
+``/stats/summary`` to serve the resource metrics API (``metrics.k8s.io``, what
+metrics-server does in Kubernetes) — the address is the Node's InternalIP and
+``status.daemonEndpoints.kubeletEndpoint.Port``, as in Kubernetes. Requests must carry
+the cluster's bearer token. The serving certificate is signed by the cluster CA.
+
+``/stats/summary`` answers in the shape of the kubelet's Summary API
+(``k8s.io/kubelet/pkg/apis/stats/v1alpha1``): ``node`` with cpu ``usageNanoCores`` and
+memory ``workingSetBytes``, and ``pods[]`` with ``podRef`` and per-container usage, from
+:meth:`ContainerRuntime.stats` of the running containers of the pods this kubelet runs.
+The node's usage is the sum of its pods' (no system containers are accounted).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import hmac
 import ssl
 from collections.abc import Callable, Mapping
@@ -17,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from runtime.kubelet import cri
-from runtime.kubelet.cri import ContainerRuntime, ContainerState, LogOptions
+from runtime.kubelet.cri import ContainerRuntime, ContainerState, ContainerStats, LogOptions
 
 
 def _int(value: str | None) -> int | None:
@@ -35,10 +45,12 @@ class KubeletServer:
         runtime: ContainerRuntime,
         token: str,
         find_pod: Callable[[str, str], Mapping[str, Any] | None],
+        node_name: str = "",
     ) -> None:
         self.runtime = runtime
         self.token = token.encode()
         self.find_pod = find_pod
+        self.node_name = node_name
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -101,9 +113,81 @@ class KubeletServer:
         await response.write_eof()
         return response
 
+    async def summary(self, request: web.Request) -> web.Response:
+        """The Summary API: current usage of the node and of each of its running pods."""
+        self._check(request)
+        return web.json_response(await self.stats_summary())
+
+    async def stats_summary(self) -> dict[str, Any]:
+        wanted = {cri.LABEL_NODE: self.node_name} if self.node_name else None
+        running = [
+            c
+            for c in await self.runtime.list_containers(wanted)
+            if c.state == ContainerState.RUNNING
+        ]
+
+        async def one(container_id: str) -> ContainerStats | None:
+            try:
+                return await self.runtime.stats(container_id)
+            except Exception:  # gone between the listing and the sample: no usage
+                return None
+
+        samples = await asyncio.gather(*(one(c.id) for c in running))
+        pods: dict[str, dict[str, Any]] = {}
+        node_cpu = node_memory = 0
+        latest = 0.0
+        for container, sample in zip(running, samples, strict=True):
+            if sample is None:
+                continue
+            labels = container.labels
+            ns = labels.get(cri.LABEL_POD_NAMESPACE, "")
+            name = labels.get(cri.LABEL_POD_NAME, "")
+            uid = labels.get(cri.LABEL_POD_UID, "")
+            pod = self.find_pod(ns, name)
+            if pod is None or str((pod.get("metadata") or {}).get("uid")) != uid:
+                continue  # not (or no longer) a pod of this node
+            when = _rfc3339(sample.timestamp)
+            entry = pods.setdefault(
+                uid,
+                {
+                    "podRef": {"name": name, "namespace": ns, "uid": uid},
+                    "startTime": (pod.get("status") or {}).get("startTime"),
+                    "containers": [],
+                    "cpu": {"time": when, "usageNanoCores": 0},
+                    "memory": {"time": when, "workingSetBytes": 0},
+                },
+            )
+            entry["containers"].append(
+                {
+                    "name": labels.get(cri.LABEL_CONTAINER_NAME, container.name),
+                    "startTime": _rfc3339(container.started_at or container.created_at),
+                    "cpu": {
+                        "time": when,
+                        "usageNanoCores": sample.cpu_usage_nanocores,
+                        "usageCoreNanoSeconds": sample.cpu_usage_core_nanoseconds,
+                    },
+                    "memory": {"time": when, "workingSetBytes": sample.memory_working_set_bytes},
+                }
+            )
+            entry["cpu"]["usageNanoCores"] += sample.cpu_usage_nanocores
+            entry["memory"]["workingSetBytes"] += sample.memory_working_set_bytes
+            node_cpu += sample.cpu_usage_nanocores
+            node_memory += sample.memory_working_set_bytes
+            latest = max(latest, sample.timestamp)
+        now = _rfc3339(latest or dt.datetime.now(dt.UTC).timestamp())
+        return {
+            "node": {
+                "nodeName": self.node_name,
+                "cpu": {"time": now, "usageNanoCores": node_cpu},
+                "memory": {"time": now, "workingSetBytes": node_memory},
+            },
+            "pods": list(pods.values()),
+        }
+
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> int:
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.logs)
+        app.router.add_get("/stats/summary", self.summary)
         app.router.add_get("/healthz", _ok)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -118,6 +202,10 @@ class KubeletServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _rfc3339(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _ok(_request: web.Request) -> web.Response:

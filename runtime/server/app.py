@@ -35,6 +35,8 @@ from runtime.api.selectors import FieldRequirement, FieldSelector, LabelSelector
 from runtime.api.store import ADDED, DELETED, MODIFIED, Entry, Expired
 from runtime.server import tables
 from runtime.server.discovery import Discovery
+from runtime.server.metrics import GROUP as METRICS_GROUP
+from runtime.server.metrics import MetricsAPI
 from runtime.server.openapi import OpenAPI
 
 log = structlog.get_logger(__name__)
@@ -197,6 +199,8 @@ class ApiApp:
         self.openapi = OpenAPI(api.registry)
         self._token = options.token.encode()
         self._shutdown = asyncio.Event()
+        self._kubelet_ssl_context: ssl.SSLContext | None = None
+        self.metrics = MetricsAPI(api, self._kubelet_summary)
         api.on_registry_change(self._registry_changed)
 
     def _registry_changed(self) -> None:
@@ -206,6 +210,10 @@ class ApiApp:
     def shutdown(self) -> None:
         """End open watches so the server can stop promptly."""
         self._shutdown.set()
+
+    async def _kubelet_summary(self, node_name: str) -> dict[str, Any]:
+        summary: dict[str, Any] = await self.kubelet_get(node_name, "/stats/summary")
+        return summary
 
     # --- ASGI entry ---------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -342,6 +350,7 @@ class ApiApp:
                 "/version",
             ]
             paths += [f"/apis/{g}" for g in self.api.registry.groups() if g]
+            paths.append(f"/apis/{METRICS_GROUP}")
             return Response(200, orjson.dumps({"paths": sorted(paths)}))
         parts = path.split("/")[1:]
         if parts[0] == "api":
@@ -354,6 +363,8 @@ class ApiApp:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if group == METRICS_GROUP:
+            return Response(200, await self.metrics.handle(req.method, version, rest, req.query))
         return await self._resource(req, group, version, rest)
 
     def _discovery(self, req: Request, path: str) -> Response:
@@ -703,41 +714,21 @@ class ApiApp:
         node_name = spec.get("nodeName")
         if not node_name:
             raise errors.bad_request(f"pod {name} does not have a host assigned")
-        nodes = self.api.registry.get("", "v1", "nodes")
-        assert nodes is not None
-        node = self.api.get(nodes, "", str(node_name)).obj()
-        status = node.get("status") or {}
-        port = int(
-            ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
-        )
-        address = next(
-            (
-                a.get("address")
-                for a in status.get("addresses") or []
-                if a.get("type") == "InternalIP"
-            ),
-            None,
-        )
-        if not port or not address:
-            raise errors.unavailable(
-                f"node {node_name!r} has no kubelet endpoint to read logs from"
-            )
         query = {
             k: v
             for k, v in req.query.items()
             if k in ("follow", "previous", "tailLines", "sinceSeconds", "timestamps", "limitBytes")
         }
-        host = f"[{address}]" if ":" in str(address) else str(address)
-        url = f"https://{host}:{port}/containerLogs/{namespace}/{name}/{container}"
+        base = self._kubelet_base(str(node_name), "read logs from")
+        url = f"{base}/containerLogs/{namespace}/{name}/{container}"
         import aiohttp
 
-        ctx = ssl.create_default_context(cafile=self.options.ca_file or None)
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         try:
             resp = await session.get(
                 url,
                 params=query,
-                ssl=ctx,
+                ssl=self._kubelet_ssl(),
                 headers={"Authorization": f"Bearer {self.options.token}"},
             )
         except aiohttp.ClientError as exc:
@@ -755,6 +746,65 @@ class ApiApp:
                 text,
             )
         return StreamingResponse(200, self._relay(session, resp))
+
+    def _kubelet_base(self, node_name: str, purpose: str) -> str:
+        """``https://{InternalIP}:{kubelet port}`` of a node, from its status (as the
+        kube-apiserver finds a kubelet); 503 when the node publishes no endpoint."""
+        nodes = self.api.registry.get("", "v1", "nodes")
+        assert nodes is not None
+        node = self.api.get(nodes, "", node_name).obj()
+        status = node.get("status") or {}
+        port = int(
+            ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
+        )
+        address = next(
+            (
+                a.get("address")
+                for a in status.get("addresses") or []
+                if a.get("type") == "InternalIP"
+            ),
+            None,
+        )
+        if not port or not address:
+            raise errors.unavailable(f"node {node_name!r} has no kubelet endpoint to {purpose}")
+        host = f"[{address}]" if ":" in str(address) else str(address)
+        return f"https://{host}:{port}"
+
+    def _kubelet_ssl(self) -> ssl.SSLContext:
+        """Verifies kubelets' serving certificates against the cluster CA (built once)."""
+        if self._kubelet_ssl_context is None:
+            self._kubelet_ssl_context = ssl.create_default_context(
+                cafile=self.options.ca_file or None
+            )
+        return self._kubelet_ssl_context
+
+    async def kubelet_get(self, node_name: str, path: str) -> Any:
+        """GET a JSON document from a node's kubelet endpoint (the metrics API's source:
+        ``/stats/summary``); 503 when the kubelet cannot be reached."""
+        import aiohttp
+
+        url = self._kubelet_base(node_name, "read stats from") + path
+        timeout = aiohttp.ClientTimeout(total=30, sock_connect=10)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(
+                    url,
+                    ssl=self._kubelet_ssl(),
+                    headers={"Authorization": f"Bearer {self.options.token}"},
+                ) as resp,
+            ):
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise errors.unavailable(
+                        f"the kubelet of node {node_name!r} answered {resp.status}: "
+                        f"{raw.decode(errors='replace').strip()}"
+                    )
+                return orjson.loads(raw)
+        except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+            raise errors.unavailable(
+                f"cannot reach the kubelet of node {node_name!r}: {exc}"
+            ) from exc
 
     @staticmethod
     async def _relay(session: Any, resp: Any) -> AsyncIterator[bytes]:

@@ -1,6 +1,10 @@
 """Discovery documents: ``/api``, ``/apis``, ``/apis/{group}``, ``/api/v1`` and
 ``/apis/{group}/{version}``, built from the resource registry (CRDs included) and
 cached until the registry changes. Called by :mod:`runtime.server.app`.
+
+The resource metrics group (``metrics.k8s.io``, served by :mod:`runtime.server.metrics`
+rather than from the registry, as metrics-server's aggregated API is in Kubernetes) is
+listed after the registry's groups, so ``kubectl top`` finds it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 import orjson
 
 from runtime.api.registry import Registry, ResourceInfo
+from runtime.server import metrics
 
 _SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
@@ -102,9 +107,14 @@ class Discovery:
                 "kind": "APIGroupList",
                 "apiVersion": "v1",
                 "groups": [
-                    self._group(g, groups[g]) for g in sorted(groups, key=_group_order) if g
+                    *(self._group(g, groups[g]) for g in sorted(groups, key=_group_order) if g),
+                    metrics.group_document(),
                 ],
             }
+        if parts == ["apis", metrics.GROUP]:
+            return {"kind": "APIGroup", "apiVersion": "v1", **metrics.group_document()}
+        if parts == ["apis", metrics.GROUP, metrics.VERSION]:
+            return metrics.resource_list()
         if len(parts) == 2 and parts[0] == "apis":
             group = parts[1]
             if group not in groups or not group:

@@ -1,0 +1,199 @@
+"""What the workload controllers share: owner references, pods from templates, pod
+readiness and availability, controller expectations and label-selector matching on
+cached objects — the pieces of kube-controller-manager's ``controller_utils`` that
+several controllers need.
+
+Who calls it: the ReplicaSet, Deployment, StatefulSet, DaemonSet and Job controllers
+(and any controller that creates or adopts pods).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.api.selectors import from_label_selector_object
+
+Obj = dict[str, Any]
+
+
+# --- time -------------------------------------------------------------------------------
+def now_rfc3339() -> str:
+    """The current time as Kubernetes writes it (seconds, UTC, ``Z``)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> float | None:
+    """Unix seconds of an RFC 3339 timestamp, or None."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# --- ownership --------------------------------------------------------------------------
+def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Obj:
+    """An ownerReference to ``owner`` as controllers set it (controller and
+    blockOwnerDeletion true)."""
+    meta = owner.get("metadata") or {}
+    return {
+        "apiVersion": owner.get("apiVersion"),
+        "kind": owner.get("kind"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_ref(obj: Mapping[str, Any]) -> Obj | None:
+    """The ownerReference with ``controller: true``, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return None
+
+
+def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
+    ref = controller_ref(obj)
+    return ref is not None and ref.get("uid") == (owner.get("metadata") or {}).get("uid")
+
+
+# --- selectors ----------------------------------------------------------------------------
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a metav1.LabelSelector matches ``labels``. An empty selector matches
+    everything and a missing (None) one nothing, as in Kubernetes' controllers."""
+    parsed = from_label_selector_object(selector)
+    return parsed is not None and parsed.matches(labels)
+
+
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+# --- pods ---------------------------------------------------------------------------------
+def pod_from_template(
+    template: Mapping[str, Any],
+    owner: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    generate_name: str | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+) -> Obj:
+    """A Pod built from a pod template owned (as controller) by ``owner``."""
+    tmeta = template.get("metadata") or {}
+    meta: Obj = {
+        "namespace": (owner.get("metadata") or {}).get("namespace"),
+        "labels": {**(tmeta.get("labels") or {}), **(extra_labels or {})},
+        "ownerReferences": [owner_reference(owner)],
+    }
+    if tmeta.get("annotations"):
+        meta["annotations"] = dict(tmeta["annotations"])
+    if tmeta.get("finalizers"):
+        meta["finalizers"] = list(tmeta["finalizers"])
+    if name:
+        meta["name"] = name
+    else:
+        meta["generateName"] = generate_name or f"{(owner.get('metadata') or {}).get('name')}-"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def is_terminating(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def pod_phase(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def is_pod_active(pod: Mapping[str, Any]) -> bool:
+    """Not finished and not being deleted (Kubernetes' IsPodActive)."""
+    return pod_phase(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
+
+
+def pod_condition(pod: Mapping[str, Any], kind: str) -> Obj | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return None
+
+
+def is_pod_ready(pod: Mapping[str, Any]) -> bool:
+    cond = pod_condition(pod, "Ready")
+    return cond is not None and cond.get("status") == "True"
+
+
+def is_pod_available(
+    pod: Mapping[str, Any], min_ready_seconds: int, now: float | None = None
+) -> bool:
+    """Ready for at least ``min_ready_seconds`` (Kubernetes' IsPodAvailable)."""
+    cond = pod_condition(pod, "Ready")
+    if cond is None or cond.get("status") != "True":
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_time(cond.get("lastTransitionTime"))
+    if since is None:
+        return False
+    return (now if now is not None else time.time()) - since >= min_ready_seconds
+
+
+def restart_count(pod: Mapping[str, Any]) -> int:
+    return sum(
+        int(s.get("restartCount") or 0)
+        for s in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+
+
+# --- expectations -------------------------------------------------------------------------
+class Expectations:
+    """How many creations and deletions a controller still expects to see through its
+    informer for each owner key (kube-controller-manager's ControllerExpectations): a
+    sync that finds expectations unmet does not act again on stale cache contents.
+    Expectations expire after ``ttl`` seconds, so a lost watch event cannot wedge an
+    owner forever."""
+
+    def __init__(self, ttl: float = 300.0) -> None:
+        self.ttl = ttl
+        self._pending: dict[str, tuple[int, int, float]] = {}
+
+    def expect(self, key: str, creations: int = 0, deletions: int = 0) -> None:
+        adds, dels, _ = self._pending.get(key, (0, 0, 0.0))
+        self._pending[key] = (adds + creations, dels + deletions, time.monotonic())
+
+    def created(self, key: str) -> None:
+        """One expected creation was observed (or will never happen: a create failed)."""
+        self._lower(key, 1, 0)
+
+    def deleted(self, key: str) -> None:
+        """One expected deletion was observed (or will never happen)."""
+        self._lower(key, 0, 1)
+
+    def _lower(self, key: str, adds: int, dels: int) -> None:
+        found = self._pending.get(key)
+        if found is None:
+            return
+        a, d, at = found
+        self._pending[key] = (max(a - adds, 0), max(d - dels, 0), at)
+
+    def satisfied(self, key: str) -> bool:
+        found = self._pending.get(key)
+        if found is None:
+            return True
+        adds, dels, at = found
+        if adds <= 0 and dels <= 0:
+            return True
+        return time.monotonic() - at > self.ttl
+
+    def forget(self, key: str) -> None:
+        self._pending.pop(key, None)
