@@ -12,6 +12,7 @@ import contextlib
 import shutil
 import signal
 import sys
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,11 @@ def make_runtime(name: str, state_dir: Path, node: str) -> ContainerRuntime:
     if name == "fake":
         from runtime.kubelet.runtimes.fake import FakeOptions, FakeRuntime
 
-        return FakeRuntime(FakeOptions(node_index=int(node.rpartition("-")[2] or 0)))
+        # The index picks the node's fake pod-IP range: node-N gets N; another name a
+        # stable index past the ones `--nodes` uses.
+        suffix = node.rpartition("-")[2]
+        index = int(suffix) if suffix.isdigit() else 100 + zlib.crc32(node.encode()) % 100
+        return FakeRuntime(FakeOptions(node_index=index))
     if name == "podman":
         from runtime.kubelet.runtimes.podman import PodmanRuntime
 
