@@ -55,6 +55,7 @@ CONTROLLERS: dict[str, str] = {
     "endpointslice": "runtime.controllers.endpointslice:EndpointSliceController",
     "persistentvolume-binder": "runtime.controllers.volumebinder:PersistentVolumeBinder",
     "persistentvolume-provisioner": "runtime.controllers.provisioner:LocalPathProvisioner",
+    "podgc": "runtime.controllers.podgc:PodGarbageCollector",
 }
 
 
