@@ -26,6 +26,7 @@ class InformerFactory:
         self.client = client
         self._informers: dict[tuple[str, str], Informer] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
 
     def informer(self, api_version: str, plural: str) -> Informer:
         """The shared, cluster-wide informer of a resource (created on first ask)."""
@@ -34,7 +35,7 @@ class InformerFactory:
         if found is None:
             found = Informer(self.client, api_version, plural)
             self._informers[key] = found
-            if self._tasks:  # asked for after start: run it too
+            if self._started:  # asked for after start: run it too
                 self._tasks.append(asyncio.create_task(found.run()))
         return found
 
@@ -44,6 +45,7 @@ class InformerFactory:
 
     def start(self) -> None:
         """Start every informer asked for so far (later ones start when asked for)."""
+        self._started = True
         for informer in self._informers.values():
             self._tasks.append(asyncio.create_task(informer.run()))
 
@@ -51,6 +53,7 @@ class InformerFactory:
         await wait_synced(*self._informers.values(), timeout=timeout)
 
     async def stop(self) -> None:
+        self._started = False
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

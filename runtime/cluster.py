@@ -111,6 +111,7 @@ class Cluster:
         )
         self.server = ApiServer(api_config)
         self.client: Client | None = None
+        self.controller_client: Client | None = None
         self.kubelets: list[Kubelet] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.runtime_name = ""
@@ -120,7 +121,8 @@ class Cluster:
         await self.server.start()
         if self.runtime_name == "none":
             return  # the API server alone: no nodes, no scheduler, no controllers
-        self.client = Client(load_kubeconfig(self.server.kubeconfig), connections=64)
+        # No connection limit: every kubelet and informer holds a watch open.
+        self.client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
         await self.client.open()
         lifecycle = NodeLifecycleController(
             self.client, NodeLifecycleOptions(grace_period=self.config.node_grace_period)
@@ -130,9 +132,13 @@ class Cluster:
         if scheduler is not None:
             self._tasks.append(asyncio.create_task(scheduler))
         if self.config.controllers:
+            # The controllers get a client of their own, so their watches and writes
+            # never queue behind the kubelets' (and the other way round).
+            self.controller_client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
+            await self.controller_client.open()
             ctx = ControllerContext(
-                self.client,
-                InformerFactory(self.client),
+                self.controller_client,
+                InformerFactory(self.controller_client),
                 self.config.state_dir / "controllers",
                 self.config.controller_settings,
             )
@@ -178,6 +184,8 @@ class Cluster:
                 log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
             finally:
                 await kubelet.runtime.close()
+        if self.controller_client is not None:
+            await self.controller_client.close()
         if self.client is not None:
             await self.client.close()
         await self.server.stop()
