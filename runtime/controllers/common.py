@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from kubeclient.rest import Client, KubeError
 from runtime.api.selectors import from_label_selector_object
 
 Obj = dict[str, Any]
@@ -64,6 +65,20 @@ def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     return ref is not None and ref.get("uid") == (owner.get("metadata") or {}).get("uid")
 
 
+def owner_key_index(kind: str) -> Callable[[Obj], list[str]]:
+    """An informer index function: the ``<namespace>/<name>`` key of an object's
+    controller when that controller is a ``kind``, else nothing."""
+
+    def index(obj: Obj) -> list[str]:
+        ref = controller_ref(obj)
+        if ref is None or ref.get("kind") != kind:
+            return []
+        ns = (obj.get("metadata") or {}).get("namespace")
+        return [f"{ns}/{ref.get('name')}"]
+
+    return index
+
+
 # --- selectors ----------------------------------------------------------------------------
 def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """Whether a metav1.LabelSelector matches ``labels``. An empty selector matches
@@ -74,6 +89,21 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
 
 def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def meta_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's metadata ({} when missing)."""
+    return obj.get("metadata") or {}
+
+
+def spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's spec ({} when missing)."""
+    return obj.get("spec") or {}
+
+
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """An object's annotations ({} when missing), not copied."""
+    return meta_of(obj).get("annotations") or {}
 
 
 # --- pods ---------------------------------------------------------------------------------
@@ -146,6 +176,44 @@ def is_pod_available(
     if since is None:
         return False
     return (now if now is not None else time.time()) - since >= min_ready_seconds
+
+
+async def delete_pod(client: Client, pod: Mapping[str, Any], namespace: str | None) -> bool:
+    """Delete ``pod`` with a uid precondition; False (and nothing raised) when it is
+    already gone or its name now belongs to another pod."""
+    try:
+        await client.delete(
+            "v1",
+            "pods",
+            pod["metadata"]["name"],
+            namespace=namespace,
+            body={"preconditions": {"uid": pod["metadata"].get("uid")}},
+        )
+    except KubeError as exc:
+        if exc.not_found or exc.conflict:
+            return False
+        raise
+    return True
+
+
+async def patch_status(
+    client: Client, api_version: str, plural: str, obj: Mapping[str, Any], status: Obj
+) -> None:
+    """Merge ``status`` into ``obj``'s status subresource; an object deleted meanwhile
+    is no error."""
+    meta = obj["metadata"]
+    try:
+        await client.patch(
+            api_version,
+            plural,
+            meta["name"],
+            {"status": status},
+            namespace=meta.get("namespace"),
+            subresource="status",
+        )
+    except KubeError as exc:
+        if not exc.not_found:
+            raise
 
 
 def restart_count(pod: Mapping[str, Any]) -> int:

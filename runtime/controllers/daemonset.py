@@ -49,11 +49,13 @@ from runtime.controllers import history
 from runtime.controllers.common import (
     Expectations,
     Obj,
-    controller_ref,
+    delete_pod,
     is_controlled_by,
     is_pod_available,
     is_pod_ready,
     is_terminating,
+    owner_key_index,
+    patch_status,
     pod_from_template,
     pod_phase,
 )
@@ -193,10 +195,7 @@ def new_pod(ds: Mapping[str, Any], node: str, hash_: str) -> Obj:
     return pod
 
 
-def pod_hash(pod: Mapping[str, Any]) -> str:
-    return str(
-        ((pod.get("metadata") or {}).get("labels") or {}).get(history.POD_REVISION_LABEL, "")
-    )
+pod_hash = history.pod_revision
 
 
 @dataclass
@@ -387,12 +386,7 @@ def _rolling_update(
 
 
 # --- the controller -------------------------------------------------------------------------
-def _owner_key(obj: Obj) -> list[str]:
-    ref = controller_ref(obj)
-    if ref is None or ref.get("kind") != KIND:
-        return []
-    ns = (obj.get("metadata") or {}).get("namespace")
-    return [f"{ns}/{ref.get('name')}"]
+_owner_key = owner_key_index(KIND)
 
 
 class DaemonSetController:
@@ -489,14 +483,7 @@ class DaemonSetController:
             if str(((r.get("metadata") or {}).get("labels") or {}).get(history.POD_REVISION_LABEL))
             not in live
         ]
-        for rev in history.prunable(old, set(), limit):
-            try:
-                await self.client.delete(
-                    "apps/v1", "controllerrevisions", rev["metadata"]["name"], namespace=ns
-                )
-            except KubeError as exc:
-                if not exc.not_found:
-                    raise
+        await history.delete_revisions(self.client, history.prunable(old, set(), limit), ns)
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
         if min_ready > 0 and result.available < result.ready:
             self.queue.add_after(key, float(min_ready))
@@ -522,17 +509,12 @@ class DaemonSetController:
         for pod in result.delete:
             pod_name = pod["metadata"]["name"]
             try:
-                await self.client.delete(
-                    "v1",
-                    "pods",
-                    pod_name,
-                    namespace=ns,
-                    body={"preconditions": {"uid": pod["metadata"].get("uid")}},
-                )
-            except KubeError as exc:
+                deleted = await delete_pod(self.client, pod, ns)
+            except KubeError:
                 self.expectations.deleted(key)
-                if not (exc.not_found or exc.conflict):
-                    raise
+                raise
+            if not deleted:
+                self.expectations.deleted(key)
                 continue
             log.info("daemonset.pod_deleted", set=name, pod=pod_name)
             self.recorder.event(
@@ -554,15 +536,4 @@ class DaemonSetController:
         }
         if all(old.get(k, 0) == v for k, v in new.items()):
             return
-        try:
-            await self.client.patch(
-                "apps/v1",
-                "daemonsets",
-                ds["metadata"]["name"],
-                {"status": new},
-                namespace=ds["metadata"].get("namespace"),
-                subresource="status",
-            )
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
+        await patch_status(self.client, API_VERSION, "daemonsets", ds, new)

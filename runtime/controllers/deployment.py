@@ -59,6 +59,8 @@ from runtime.controllers.common import (
     pod_phase,
     selector_matches,
 )
+from runtime.controllers.history import fnv32a as fnv32a
+from runtime.controllers.history import safe_encode as safe_encode
 from runtime.controllers.manager import ControllerContext
 
 log = structlog.get_logger(__name__)
@@ -87,24 +89,8 @@ RESUMED = "DeploymentResumed"
 MIN_AVAILABLE = "MinimumReplicasAvailable"
 MIN_UNAVAILABLE = "MinimumReplicasUnavailable"
 
-_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-
 
 # --- hashing ------------------------------------------------------------------------------
-def fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for byte in data:
-        h ^= byte
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def safe_encode(text: str) -> str:
-    """Kubernetes' rand.SafeEncodeString: each character mapped into an alphabet without
-    vowels and look-alikes."""
-    return "".join(_ALPHANUMS[ord(c) % len(_ALPHANUMS)] for c in text)
-
-
 def compute_hash(template: Mapping[str, Any], collision_count: int | None) -> str:
     """The ``pod-template-hash`` of a template (Kubernetes' ComputeHash: FNV-32a of the
     template, then of the little-endian collision count, as SafeEncodeString of the

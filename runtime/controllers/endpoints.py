@@ -221,26 +221,27 @@ def rfc3339_of(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-class EndpointsController:
-    def __init__(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.workers = ctx.setting("endpoints.workers", 2)
-        self.queue = WorkQueue()
-        self.services: Informer = ctx.informers.informer("v1", "services")
-        self.pods: Informer = ctx.informers.informer("v1", "pods")
-        self.endpoints: Informer = ctx.informers.informer("v1", "endpoints")
+class ServiceTriggers:
+    """What the Endpoints and EndpointSlice controllers share: a queue of Service keys
+    fed by Services and by the pods they select (both informers indexed by namespace),
+    remembering per key when the first change not yet written was seen."""
+
+    queue: WorkQueue
+    services: Informer
+    pods: Informer
+    #: service key -> when the first change not yet written was seen.
+    triggers: dict[str, float]
+
+    def _follow_services_and_pods(self) -> None:
         self.pods.add_index("namespace", _namespace_index)
         self.services.add_index("namespace", _namespace_index)
-        #: service key -> when the first change not yet written was seen.
-        self.triggers: dict[str, float] = {}
+        self.triggers = {}
         self.services.on(
             add=self._on_service,
             update=lambda _o, n: self._on_service(n),
             delete=self._on_service,
         )
         self.pods.on(add=self._on_pod, update=self._on_pod_update, delete=self._on_pod)
-        self.endpoints.on(delete=lambda ep: self.queue.add(key_of(ep)))
 
     def _enqueue(self, key: str) -> None:
         self.triggers.setdefault(key, time.time())
@@ -249,19 +250,37 @@ class EndpointsController:
     def _on_service(self, svc: Obj) -> None:
         self._enqueue(key_of(svc))
 
-    def _on_pod(self, pod: Obj) -> None:
+    def _enqueue_services_of(self, pod: Obj, *also: Obj) -> None:
+        """Enqueue the Services selecting ``pod`` (or, before an update, ``also``)."""
         ns = str((pod.get("metadata") or {}).get("namespace") or "")
-        for key in service_keys_for_pod(self.services.by_index("namespace", ns), pod):
+        for key in service_keys_for_pod(self.services.by_index("namespace", ns), *also, pod):
             self._enqueue(key)
+
+    def _on_pod(self, pod: Obj) -> None:
+        self._enqueue_services_of(pod)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        self._enqueue_services_of(new, old)
+
+
+class EndpointsController(ServiceTriggers):
+    def __init__(self, ctx: ControllerContext) -> None:
+        self.ctx = ctx
+        self.client = ctx.client
+        self.workers = ctx.setting("endpoints.workers", 2)
+        self.queue = WorkQueue()
+        self.services: Informer = ctx.informers.informer("v1", "services")
+        self.pods: Informer = ctx.informers.informer("v1", "pods")
+        self.endpoints: Informer = ctx.informers.informer("v1", "endpoints")
+        self._follow_services_and_pods()
+        self.endpoints.on(delete=lambda ep: self.queue.add(key_of(ep)))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         if (old.get("metadata") or {}).get("resourceVersion") == (new.get("metadata") or {}).get(
             "resourceVersion"
         ):
             return
-        ns = str((new.get("metadata") or {}).get("namespace") or "")
-        for key in service_keys_for_pod(self.services.by_index("namespace", ns), old, new):
-            self._enqueue(key)
+        super()._on_pod_update(old, new)
 
     async def run(self) -> None:
         await self.ctx.informers.wait_synced()

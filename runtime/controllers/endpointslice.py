@@ -26,7 +26,6 @@ and does not act on a Service while its cache has not yet caught up with them.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,11 +38,11 @@ from runtime.controllers.common import is_pod_ready, is_terminating, owner_refer
 from runtime.controllers.endpoints import (
     HEADLESS,
     TRIGGER_TIME,
+    ServiceTriggers,
     pod_hostname,
     pod_ports,
     rfc3339_of,
     selects,
-    service_keys_for_pod,
     should_pod_be_in_endpoints,
     target_ref,
 )
@@ -140,7 +139,7 @@ def _endpoint_id(endpoint: Mapping[str, Any]) -> str:
     return str(ref.get("uid") or (endpoint.get("addresses") or [""])[0])
 
 
-class EndpointSliceController:
+class EndpointSliceController(ServiceTriggers):
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
         self.client = ctx.client
@@ -151,18 +150,10 @@ class EndpointSliceController:
         self.pods: Informer = ctx.informers.informer("v1", "pods")
         self.nodes: Informer = ctx.informers.informer("v1", "nodes")
         self.slices: Informer = ctx.informers.informer(API_VERSION, "endpointslices")
-        self.pods.add_index("namespace", _namespace_index)
-        self.services.add_index("namespace", _namespace_index)
+        self._follow_services_and_pods()
         self.slices.add_index("service", _service_index)
-        self.triggers: dict[str, float] = {}
         #: service key -> slice name -> resourceVersion written ("" = deleted by us).
         self.written: dict[str, dict[str, str]] = {}
-        self.services.on(
-            add=self._on_service,
-            update=lambda _o, n: self._on_service(n),
-            delete=self._on_service,
-        )
-        self.pods.on(add=self._on_pod, update=self._on_pod_update, delete=self._on_pod)
         self.slices.on(
             add=self._on_slice,
             update=lambda _o, n: self._on_slice(n),
@@ -170,23 +161,6 @@ class EndpointSliceController:
         )
 
     # --- handlers -------------------------------------------------------------------------
-    def _enqueue(self, key: str) -> None:
-        self.triggers.setdefault(key, time.time())
-        self.queue.add(key)
-
-    def _on_service(self, svc: Obj) -> None:
-        self._enqueue(key_of(svc))
-
-    def _on_pod(self, pod: Obj) -> None:
-        ns = str((pod.get("metadata") or {}).get("namespace") or "")
-        for key in service_keys_for_pod(self.services.by_index("namespace", ns), pod):
-            self._enqueue(key)
-
-    def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        ns = str((new.get("metadata") or {}).get("namespace") or "")
-        for key in service_keys_for_pod(self.services.by_index("namespace", ns), old, new):
-            self._enqueue(key)
-
     def _on_slice(self, eps: Obj) -> None:
         for key in _service_index(eps):
             self.queue.add(key)
@@ -391,10 +365,6 @@ class EndpointSliceController:
             if not exc.not_found:
                 raise
         self.written.setdefault(key, {})[str(meta.get("name"))] = ""
-
-
-def _namespace_index(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("namespace") or "")]
 
 
 def _service_index(eps: Obj) -> list[str]:

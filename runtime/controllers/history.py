@@ -134,6 +134,24 @@ def new_revision(
     }
 
 
+def pod_revision(pod: Mapping[str, Any]) -> str:
+    """The revision a pod (or DaemonSet revision) is labelled with, or ""."""
+    return str(((pod.get("metadata") or {}).get("labels") or {}).get(POD_REVISION_LABEL, ""))
+
+
+async def delete_revisions(client: Client, revisions: Iterable[Obj], namespace: str) -> None:
+    """Delete ``revisions`` (e.g. what :func:`prunable` chose); ones already gone are
+    no error."""
+    for rev in revisions:
+        try:
+            await client.delete(
+                "apps/v1", "controllerrevisions", rev["metadata"]["name"], namespace=namespace
+            )
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+
 def prunable(revisions: Iterable[Obj], live: set[str], limit: int | None) -> list[Obj]:
     """The revisions to delete so at most ``limit`` (default 10) revisions that no pod,
     current or update revision uses (``live`` names) remain, oldest first."""

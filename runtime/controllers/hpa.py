@@ -406,6 +406,28 @@ def _change_in_period(period: float, events: Sequence[_ScaleEvent], now: float) 
     return sum(e.change for e in events if e.at > cutoff)
 
 
+def _policy_starts(
+    current: int,
+    up_events: Sequence[_ScaleEvent],
+    down_events: Sequence[_ScaleEvent],
+    scaling: Mapping[str, Any],
+    now: float,
+) -> list[tuple[bool, int, int]]:
+    """For each scaling policy: whether it is a ``Pods`` policy, its value, and the
+    replica count at the start of its period (the current count less the scale-ups and
+    plus the scale-downs made within it)."""
+    out = []
+    for policy in scaling.get("policies") or []:
+        period = float(policy.get("periodSeconds") or 0)
+        start = (
+            current
+            - _change_in_period(period, up_events, now)
+            + _change_in_period(period, down_events, now)
+        )
+        out.append((policy.get("type") == "Pods", int(policy.get("value") or 0), start))
+    return out
+
+
 def scale_up_limit(
     current: int,
     up_events: Sequence[_ScaleEvent],
@@ -417,19 +439,10 @@ def scale_up_limit(
     select = scaling.get("selectPolicy") or "Max"
     if select == "Disabled":
         return current
-    results = []
-    for policy in scaling.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = (
-            current
-            - _change_in_period(period, up_events, now)
-            + _change_in_period(period, down_events, now)
-        )
-        value = int(policy.get("value") or 0)
-        if policy.get("type") == "Pods":
-            results.append(start + value)
-        else:
-            results.append(math.ceil(start * (1 + value / 100)))
+    results = [
+        start + value if pods else math.ceil(start * (1 + value / 100))
+        for pods, value, start in _policy_starts(current, up_events, down_events, scaling, now)
+    ]
     if not results:
         return current
     return min(results) if select == "Min" else max(results)
@@ -446,19 +459,10 @@ def scale_down_limit(
     select = scaling.get("selectPolicy") or "Max"
     if select == "Disabled":
         return current
-    results = []
-    for policy in scaling.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = (
-            current
-            - _change_in_period(period, up_events, now)
-            + _change_in_period(period, down_events, now)
-        )
-        value = int(policy.get("value") or 0)
-        if policy.get("type") == "Pods":
-            results.append(start - value)
-        else:
-            results.append(int(start * (1 - value / 100)))
+    results = [
+        start - value if pods else int(start * (1 - value / 100))
+        for pods, value, start in _policy_starts(current, up_events, down_events, scaling, now)
+    ]
     if not results:
         return current
     # Max picks the policy allowing the largest change, i.e. the lowest count.

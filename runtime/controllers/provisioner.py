@@ -47,6 +47,7 @@ from kubeclient.informer import key_of
 from kubeclient.rest import KubeError
 from kubeclient.workqueue import WorkQueue, run_workers
 from runtime.api.storageclasses import ANN_DEFAULT_CLASS
+from runtime.controllers.common import meta_of, spec_of
 from runtime.controllers.manager import ControllerContext
 from runtime.controllers.volumebinder import (
     ANN_BETA_STORAGE_PROVISIONER,
@@ -68,14 +69,6 @@ CLAIM_PREFIX = "claim:"
 VOLUME_PREFIX = "volume:"
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("spec") or {}
-
-
 def default_storage_class() -> Obj:
     """The ``local-path`` StorageClass created at start."""
     return {
@@ -89,7 +82,7 @@ def default_storage_class() -> Obj:
 
 
 def volume_name(claim: Mapping[str, Any]) -> str:
-    return f"pvc-{_meta(claim).get('uid')}"
+    return f"pvc-{meta_of(claim).get('uid')}"
 
 
 def wants_provisioning(claim: Mapping[str, Any], sc: Mapping[str, Any] | None) -> bool:
@@ -97,8 +90,8 @@ def wants_provisioning(claim: Mapping[str, Any], sc: Mapping[str, Any] | None) -
     provisioner library's shouldProvision)."""
     if sc is None or sc.get("provisioner") != PROVISIONER:
         return False
-    meta = _meta(claim)
-    if meta.get("deletionTimestamp") or _spec(claim).get("volumeName"):
+    meta = meta_of(claim)
+    if meta.get("deletionTimestamp") or spec_of(claim).get("volumeName"):
         return False
     ann = meta.get("annotations") or {}
     if PROVISIONER not in (ann.get(ANN_STORAGE_PROVISIONER), ann.get(ANN_BETA_STORAGE_PROVISIONER)):
@@ -110,15 +103,15 @@ def wants_provisioning(claim: Mapping[str, Any], sc: Mapping[str, Any] | None) -
 
 def build_volume(claim: Mapping[str, Any], sc: Mapping[str, Any], path: Path) -> Obj:
     """The PersistentVolume provisioned for ``claim`` at ``path``."""
-    meta = _meta(claim)
-    spec = _spec(claim)
+    meta = meta_of(claim)
+    spec = spec_of(claim)
     modes = list(spec.get("accessModes") or ["ReadWriteOnce"])
     request = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     pv_spec: Obj = {
         "capacity": {"storage": request} if request is not None else {},
         "accessModes": modes,
         "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
-        "storageClassName": str(_meta(sc).get("name")),
+        "storageClassName": str(meta_of(sc).get("name")),
         "volumeMode": spec.get("volumeMode") or "Filesystem",
         "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
         "claimRef": {
@@ -159,9 +152,9 @@ def build_volume(claim: Mapping[str, Any], sc: Mapping[str, Any], path: Path) ->
 def should_delete(pv: Mapping[str, Any]) -> bool:
     """A released volume of ours whose policy is Delete (shouldDelete)."""
     return (
-        (_meta(pv).get("annotations") or {}).get(ANN_PROVISIONED_BY) == PROVISIONER
+        (meta_of(pv).get("annotations") or {}).get(ANN_PROVISIONED_BY) == PROVISIONER
         and (pv.get("status") or {}).get("phase") == "Released"
-        and _spec(pv).get("persistentVolumeReclaimPolicy") == "Delete"
+        and spec_of(pv).get("persistentVolumeReclaimPolicy") == "Delete"
     )
 
 
@@ -190,9 +183,9 @@ class LocalPathProvisioner:
 
     def _class(self, sc: Obj) -> None:
         if sc.get("provisioner") == PROVISIONER:
-            name = _meta(sc).get("name")
+            name = meta_of(sc).get("name")
             for claim in self.claims.items():
-                if claim_class(claim) == name and not _spec(claim).get("volumeName"):
+                if claim_class(claim) == name and not spec_of(claim).get("volumeName"):
                     self._claim(claim)
 
     async def run(self) -> None:
@@ -283,8 +276,8 @@ class LocalPathProvisioner:
         )
 
     async def delete_volume(self, pv: Obj) -> None:
-        name = str(_meta(pv).get("name"))
-        path = str((_spec(pv).get("hostPath") or {}).get("path") or "")
+        name = str(meta_of(pv).get("name"))
+        path = str((spec_of(pv).get("hostPath") or {}).get("path") or "")
         expected = self._path(name)
         try:
             if path == str(expected):
@@ -295,7 +288,7 @@ class LocalPathProvisioner:
                 "v1",
                 "persistentvolumes",
                 name,
-                body={"preconditions": {"uid": _meta(pv).get("uid")}},
+                body={"preconditions": {"uid": meta_of(pv).get("uid")}},
             )
         except KubeError as exc:
             if exc.not_found:

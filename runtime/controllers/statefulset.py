@@ -49,11 +49,13 @@ from kubeclient.workqueue import WorkQueue, run_workers
 from runtime.controllers import history
 from runtime.controllers.common import (
     Obj,
-    controller_ref,
+    delete_pod,
     is_controlled_by,
     is_pod_available,
     is_pod_ready,
     is_terminating,
+    owner_key_index,
+    patch_status,
     pod_from_template,
     pod_phase,
 )
@@ -207,10 +209,7 @@ def new_pod(
     return pod
 
 
-def revision_of(pod: Mapping[str, Any]) -> str:
-    return str(
-        ((pod.get("metadata") or {}).get("labels") or {}).get(history.POD_REVISION_LABEL, "")
-    )
+revision_of = history.pod_revision
 
 
 def running_and_ready(pod: Mapping[str, Any]) -> bool:
@@ -260,12 +259,7 @@ def compute_status(pods: list[Obj], current: str, update: str, min_ready: int) -
 
 
 # --- the controller -------------------------------------------------------------------------
-def _owner_key(obj: Obj) -> list[str]:
-    ref = controller_ref(obj)
-    if ref is None or ref.get("kind") != KIND:
-        return []
-    ns = (obj.get("metadata") or {}).get("namespace")
-    return [f"{ns}/{ref.get('name')}"]
+_owner_key = owner_key_index(KIND)
 
 
 class StatefulSetController:
@@ -345,14 +339,9 @@ class StatefulSetController:
         await self._write_status(sts, st, current_name, update_name, collision)
         live = st.names | {current_name, update_name}
         limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
-        for rev in history.prunable(list(by_name.values()), live, limit):
-            try:
-                await self.client.delete(
-                    "apps/v1", "controllerrevisions", rev["metadata"]["name"], namespace=ns
-                )
-            except KubeError as exc:
-                if not exc.not_found:
-                    raise
+        await history.delete_revisions(
+            self.client, history.prunable(list(by_name.values()), live, limit), ns
+        )
         if min_ready > 0 and st.available < st.ready:
             self.queue.add_after(key, float(min_ready))
         log.debug("statefulset.synced", set=name, replicas=st.replicas)
@@ -456,18 +445,8 @@ class StatefulSetController:
     async def _delete_pod(self, sts: Obj, pod: Obj, why: str) -> None:
         ns = sts["metadata"].get("namespace")
         name = pod["metadata"]["name"]
-        try:
-            await self.client.delete(
-                "v1",
-                "pods",
-                name,
-                namespace=ns,
-                body={"preconditions": {"uid": pod["metadata"].get("uid")}},
-            )
-        except KubeError as exc:
-            if exc.not_found or exc.conflict:
-                return
-            raise
+        if not await delete_pod(self.client, pod, ns):
+            return
         log.info("statefulset.pod_deleted", set=sts["metadata"]["name"], pod=name, why=why)
         self.recorder.event(
             sts, "Normal", "SuccessfulDelete", "Delete",
@@ -551,15 +530,4 @@ class StatefulSetController:
         }
         if all(old.get(k, 0 if isinstance(v, int) else None) == v for k, v in new.items()):
             return
-        try:
-            await self.client.patch(
-                "apps/v1",
-                "statefulsets",
-                sts["metadata"]["name"],
-                {"status": new},
-                namespace=sts["metadata"].get("namespace"),
-                subresource="status",
-            )
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
+        await patch_status(self.client, API_VERSION, "statefulsets", sts, new)

@@ -57,7 +57,13 @@ from runtime.api.storageclasses import (
     claim_needs_default,
     default_class,
 )
-from runtime.controllers.common import now_rfc3339, selector_matches
+from runtime.controllers.common import (
+    annotations_of,
+    meta_of,
+    now_rfc3339,
+    selector_matches,
+    spec_of,
+)
 from runtime.controllers.manager import ControllerContext
 
 log = structlog.get_logger(__name__)
@@ -79,30 +85,18 @@ VOLUME_PREFIX = "volume:"
 
 
 # --- pure helpers (unit-tested) ---------------------------------------------------------
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("spec") or {}
-
-
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    return _meta(obj).get("annotations") or {}
-
-
 def claim_class(claim: Mapping[str, Any]) -> str:
     """The claim's class: ``spec.storageClassName``, else the beta annotation, else ""."""
-    name = _spec(claim).get("storageClassName")
+    name = spec_of(claim).get("storageClassName")
     if name is None:
-        name = _annotations(claim).get(ANN_BETA_STORAGE_CLASS, "")
+        name = annotations_of(claim).get(ANN_BETA_STORAGE_CLASS, "")
     return str(name or "")
 
 
 def volume_class(pv: Mapping[str, Any]) -> str:
-    name = _spec(pv).get("storageClassName")
+    name = spec_of(pv).get("storageClassName")
     if not name:
-        name = _annotations(pv).get(ANN_BETA_STORAGE_CLASS, "")
+        name = annotations_of(pv).get(ANN_BETA_STORAGE_CLASS, "")
     return str(name or "")
 
 
@@ -111,20 +105,20 @@ def storage_size(value: Any) -> Decimal:
 
 
 def claim_request(claim: Mapping[str, Any]) -> Decimal:
-    requests = (_spec(claim).get("resources") or {}).get("requests") or {}
+    requests = (spec_of(claim).get("resources") or {}).get("requests") or {}
     return storage_size(requests.get("storage"))
 
 
 def volume_capacity(pv: Mapping[str, Any]) -> Decimal:
-    return storage_size((_spec(pv).get("capacity") or {}).get("storage"))
+    return storage_size((spec_of(pv).get("capacity") or {}).get("storage"))
 
 
 def is_bound_to_claim(pv: Mapping[str, Any], claim: Mapping[str, Any]) -> bool:
     """The volume's claimRef names the claim (and its uid, when the ref has one)."""
-    ref = _spec(pv).get("claimRef")
+    ref = spec_of(pv).get("claimRef")
     if not ref:
         return False
-    meta = _meta(claim)
+    meta = meta_of(claim)
     if ref.get("name") != meta.get("name") or ref.get("namespace") != meta.get("namespace"):
         return False
     return not ref.get("uid") or ref.get("uid") == meta.get("uid")
@@ -135,7 +129,7 @@ def _volume_mode(spec: Mapping[str, Any]) -> str:
 
 
 def _modes(obj: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(str(m) for m in _spec(obj).get("accessModes") or [])
+    return frozenset(str(m) for m in spec_of(obj).get("accessModes") or [])
 
 
 def find_best_match(
@@ -148,7 +142,7 @@ def find_best_match(
     ``delay_binding`` (WaitForFirstConsumer) only pre-bound volumes are returned: the
     scheduler chooses the others."""
     wanted = _modes(claim)
-    mode = _volume_mode(_spec(claim))
+    mode = _volume_mode(spec_of(claim))
     groups: dict[frozenset[str], list[Mapping[str, Any]]] = {}
     for pv in volumes:
         modes = _modes(pv)
@@ -156,8 +150,8 @@ def find_best_match(
             continue
         if (
             is_bound_to_claim(pv, claim)
-            and _volume_mode(_spec(pv)) == mode
-            and not _meta(pv).get("deletionTimestamp")
+            and _volume_mode(spec_of(pv)) == mode
+            and not meta_of(pv).get("deletionTimestamp")
         ):
             return pv
         groups.setdefault(modes, []).append(pv)
@@ -165,20 +159,20 @@ def find_best_match(
         return None
     cls = claim_class(claim)
     request = claim_request(claim)
-    selector = _spec(claim).get("selector")
+    selector = spec_of(claim).get("selector")
     for modes in sorted(groups, key=lambda m: (len(m), sorted(m))):
         best: Mapping[str, Any] | None = None
         for pv in sorted(
-            groups[modes], key=lambda p: (volume_capacity(p), str(_meta(p).get("name")))
+            groups[modes], key=lambda p: (volume_capacity(p), str(meta_of(p).get("name")))
         ):
-            if _volume_mode(_spec(pv)) != mode:
+            if _volume_mode(spec_of(pv)) != mode:
                 continue
-            if _meta(pv).get("deletionTimestamp"):
+            if meta_of(pv).get("deletionTimestamp"):
                 continue
-            if (pv.get("status") or {}).get("phase") != "Available" or _spec(pv).get("claimRef"):
+            if (pv.get("status") or {}).get("phase") != "Available" or spec_of(pv).get("claimRef"):
                 continue
             if selector is not None and not selector_matches(
-                selector, _meta(pv).get("labels") or {}
+                selector, meta_of(pv).get("labels") or {}
             ):
                 continue
             if volume_class(pv) != cls:
@@ -197,7 +191,7 @@ def satisfy_problem(claim: Mapping[str, Any], pv: Mapping[str, Any]) -> str | No
         return "requested PV is too small"
     if volume_class(pv) != claim_class(claim):
         return "storageClassName does not match"
-    if _volume_mode(_spec(pv)) != _volume_mode(_spec(claim)):
+    if _volume_mode(spec_of(pv)) != _volume_mode(spec_of(claim)):
         return "incompatible volumeMode"
     if not _modes(claim) <= _modes(pv):
         return "incompatible accessMode"
@@ -205,7 +199,7 @@ def satisfy_problem(claim: Mapping[str, Any], pv: Mapping[str, Any]) -> str | No
 
 
 def claim_reference(claim: Mapping[str, Any]) -> Obj:
-    meta = _meta(claim)
+    meta = meta_of(claim)
     ref: Obj = {
         "kind": "PersistentVolumeClaim",
         "apiVersion": "v1",
@@ -253,24 +247,24 @@ class PersistentVolumeBinder:
 
     def _claim_updated(self, _old: Obj, new: Obj) -> None:
         self._enqueue_claim(key_of(new))
-        name = _spec(new).get("volumeName")
+        name = spec_of(new).get("volumeName")
         if name:
             self._enqueue_volume(str(name))
 
     def _claim_deleted(self, claim: Obj) -> None:
         for pv in self.volumes.by_index("pv-claim", key_of(claim)):
-            self._enqueue_volume(str(_meta(pv).get("name")))
+            self._enqueue_volume(str(meta_of(pv).get("name")))
 
     def _volume_changed(self, pv: Obj) -> None:
-        self._enqueue_volume(str(_meta(pv).get("name")))
-        ref = _spec(pv).get("claimRef")
+        self._enqueue_volume(str(meta_of(pv).get("name")))
+        ref = spec_of(pv).get("claimRef")
         if ref:
             self._enqueue_claim(f"{ref.get('namespace')}/{ref.get('name')}")
         elif (pv.get("status") or {}).get("phase") == "Available":
             self._enqueue_unbound_claims()
 
     def _volume_deleted(self, pv: Obj) -> None:
-        ref = _spec(pv).get("claimRef")
+        ref = spec_of(pv).get("claimRef")
         if ref:
             self._enqueue_claim(f"{ref.get('namespace')}/{ref.get('name')}")
 
@@ -279,7 +273,7 @@ class PersistentVolumeBinder:
 
     def _enqueue_unbound_claims(self) -> None:
         for claim in self.claims.items():
-            if not _spec(claim).get("volumeName"):
+            if not spec_of(claim).get("volumeName"):
                 self._enqueue_claim(key_of(claim))
 
     # --- running --------------------------------------------------------------------
@@ -315,7 +309,7 @@ class PersistentVolumeBinder:
 
     # --- claims -----------------------------------------------------------------------
     async def sync_claim(self, claim: Obj) -> None:
-        if _annotations(claim).get(ANN_BIND_COMPLETED) is None:
+        if annotations_of(claim).get(ANN_BIND_COMPLETED) is None:
             await self._sync_unbound_claim(claim)
         else:
             await self._sync_bound_claim(claim)
@@ -333,14 +327,14 @@ class PersistentVolumeBinder:
             if default is not None:
                 await self._assign_class(claim, default)
                 return
-        volume_name = str(_spec(claim).get("volumeName") or "")
+        volume_name = str(spec_of(claim).get("volumeName") or "")
         if not volume_name:
             delay = self._delay_binding(claim)
             match = find_best_match(claim, self.volumes.items(), delay_binding=delay)
             if match is not None:
                 await self._bind(dict(match), claim)
                 return
-            if delay and ANN_SELECTED_NODE not in _annotations(claim):
+            if delay and ANN_SELECTED_NODE not in annotations_of(claim):
                 self.recorder.event(
                     claim,
                     "Normal",
@@ -365,7 +359,7 @@ class PersistentVolumeBinder:
         if pv is None:
             await self._claim_phase(claim, "Pending")
             return
-        ref = _spec(pv).get("claimRef")
+        ref = spec_of(pv).get("claimRef")
         if not ref:
             problem = satisfy_problem(claim, pv)
             if problem is not None:
@@ -392,7 +386,7 @@ class PersistentVolumeBinder:
             await self._claim_phase(claim, "Pending")
 
     async def _sync_bound_claim(self, claim: Obj) -> None:
-        volume_name = str(_spec(claim).get("volumeName") or "")
+        volume_name = str(spec_of(claim).get("volumeName") or "")
         pv = self.volumes.get(volume_name) if volume_name else None
         if pv is None:
             if volume_name:
@@ -404,7 +398,7 @@ class PersistentVolumeBinder:
                     "Bound claim has lost reference to PersistentVolume. Data on the volume is lost!",
                 )
                 return
-        if not _spec(pv).get("claimRef") or is_bound_to_claim(pv, claim):
+        if not spec_of(pv).get("claimRef") or is_bound_to_claim(pv, claim):
             await self._bind(pv, claim)
             return
         await self._lose(
@@ -449,7 +443,7 @@ class PersistentVolumeBinder:
                 f'"{name}" uses {NO_PROVISIONER}',
             )
             return
-        ann = _annotations(claim)
+        ann = annotations_of(claim)
         if (
             ann.get(ANN_STORAGE_PROVISIONER) != provisioner
             or ann.get(ANN_BETA_STORAGE_PROVISIONER) != provisioner
@@ -473,8 +467,8 @@ class PersistentVolumeBinder:
     # --- binding ------------------------------------------------------------------------
     async def _bind(self, pv: Obj, claim: Obj) -> None:
         """Bind both ways, writing only what differs (Kubernetes' bind())."""
-        meta = _meta(claim)
-        ref = _spec(pv).get("claimRef") or {}
+        meta = meta_of(claim)
+        ref = spec_of(pv).get("claimRef") or {}
         if (
             ref.get("name") != meta.get("name")
             or ref.get("namespace") != meta.get("namespace")
@@ -487,22 +481,22 @@ class PersistentVolumeBinder:
                 ] = "yes"
             updated.setdefault("spec", {})["claimRef"] = claim_reference(claim)
             pv = await self.client.replace(
-                "v1", "persistentvolumes", str(_meta(pv).get("name")), updated
+                "v1", "persistentvolumes", str(meta_of(pv).get("name")), updated
             )
         pv = await self._volume_phase(pv, "Bound")
-        pv_name = str(_meta(pv).get("name"))
-        ann = _annotations(claim)
-        if _spec(claim).get("volumeName") != pv_name or ann.get(ANN_BIND_COMPLETED) is None:
+        pv_name = str(meta_of(pv).get("name"))
+        ann = annotations_of(claim)
+        if spec_of(claim).get("volumeName") != pv_name or ann.get(ANN_BIND_COMPLETED) is None:
             updated = copy.deepcopy(claim)
             annotations = updated.setdefault("metadata", {}).setdefault("annotations", {})
-            if _spec(claim).get("volumeName") != pv_name:
+            if spec_of(claim).get("volumeName") != pv_name:
                 annotations[ANN_BOUND_BY_CONTROLLER] = "yes"
             annotations[ANN_BIND_COMPLETED] = "yes"
             updated.setdefault("spec", {})["volumeName"] = pv_name
             claim = await self._replace_claim(updated)
         status = claim.get("status") or {}
-        capacity = dict(_spec(pv).get("capacity") or {})
-        modes = list(_spec(pv).get("accessModes") or [])
+        capacity = dict(spec_of(pv).get("capacity") or {})
+        modes = list(spec_of(pv).get("accessModes") or [])
         if (
             status.get("phase") != "Bound"
             or status.get("capacity") != capacity
@@ -511,24 +505,18 @@ class PersistentVolumeBinder:
             updated = copy.deepcopy(claim)
             new_status = updated.setdefault("status", {})
             new_status.update({"phase": "Bound", "capacity": capacity, "accessModes": modes})
-            await self.client.replace(
-                "v1",
-                "persistentvolumeclaims",
-                str(meta.get("name")),
-                updated,
-                str(meta.get("namespace")),
-                subresource="status",
-            )
+            await self._replace_claim(updated, subresource="status")
             log.info("pv-binder.bound", claim=key_of(claim), volume=pv_name)
 
-    async def _replace_claim(self, claim: Obj) -> Obj:
-        meta = _meta(claim)
+    async def _replace_claim(self, claim: Obj, subresource: str | None = None) -> Obj:
+        meta = meta_of(claim)
         out: Obj = await self.client.replace(
             "v1",
             "persistentvolumeclaims",
             str(meta.get("name")),
             claim,
             str(meta.get("namespace")),
+            subresource=subresource,
         )
         return out
 
@@ -537,15 +525,7 @@ class PersistentVolumeBinder:
             return
         updated = copy.deepcopy(claim)
         updated.setdefault("status", {})["phase"] = phase
-        meta = _meta(claim)
-        await self.client.replace(
-            "v1",
-            "persistentvolumeclaims",
-            str(meta.get("name")),
-            updated,
-            str(meta.get("namespace")),
-            subresource="status",
-        )
+        await self._replace_claim(updated, subresource="status")
 
     async def _volume_phase(
         self, pv: Obj, phase: str, *, reason: str = "", message: str = ""
@@ -568,7 +548,7 @@ class PersistentVolumeBinder:
             else:
                 new_status.pop(key, None)
         out: Obj = await self.client.replace(
-            "v1", "persistentvolumes", str(_meta(pv).get("name")), updated, subresource="status"
+            "v1", "persistentvolumes", str(meta_of(pv).get("name")), updated, subresource="status"
         )
         return out
 
@@ -584,17 +564,17 @@ class PersistentVolumeBinder:
 
     # --- volumes ------------------------------------------------------------------------
     async def sync_volume(self, pv: Obj) -> None:
-        ref = _spec(pv).get("claimRef")
+        ref = spec_of(pv).get("claimRef")
         if not ref:
             await self._volume_phase(pv, "Available")
             return
         claim_key = f"{ref.get('namespace')}/{ref.get('name')}"
         claim = self.claims.get(claim_key)
-        if claim is not None and ref.get("uid") and _meta(claim).get("uid") != ref.get("uid"):
+        if claim is not None and ref.get("uid") and meta_of(claim).get("uid") != ref.get("uid"):
             claim = None
         if not ref.get("uid"):
             # Pre-bound by the user to a claim that may not exist yet.
-            if claim is None or not _spec(claim).get("volumeName"):
+            if claim is None or not spec_of(claim).get("volumeName"):
                 await self._volume_phase(pv, "Available")
                 if claim is not None:
                     self._enqueue_claim(claim_key)
@@ -602,23 +582,23 @@ class PersistentVolumeBinder:
         if claim is None:
             ns, name = split_key(claim_key)
             live = await self._live("persistentvolumeclaims", name, ns)
-            if live is not None and _meta(live).get("uid") == ref.get("uid"):
+            if live is not None and meta_of(live).get("uid") == ref.get("uid"):
                 return  # the cache is behind; the claim's events will come
             await self._reclaim(pv)
             return
-        volume_name = _spec(claim).get("volumeName")
+        volume_name = spec_of(claim).get("volumeName")
         if not volume_name:
             # Binding is in progress (or the claim lost its link): the claim's sync binds.
             self._enqueue_claim(claim_key)
             return
-        if volume_name == _meta(pv).get("name"):
+        if volume_name == meta_of(pv).get("name"):
             await self._volume_phase(pv, "Bound")
             return
         # The claim is bound to another volume: free this one. A volume provisioned for
         # the claim with policy Delete is not needed any more: reclaim (delete) it.
         if (
-            _annotations(pv).get(ANN_PROVISIONED_BY)
-            and _spec(pv).get("persistentVolumeReclaimPolicy") == "Delete"
+            annotations_of(pv).get(ANN_PROVISIONED_BY)
+            and spec_of(pv).get("persistentVolumeReclaimPolicy") == "Delete"
         ):
             await self._reclaim(pv)
             return
@@ -630,7 +610,7 @@ class PersistentVolumeBinder:
         else:
             updated["spec"]["claimRef"].pop("uid", None)
         pv = await self.client.replace(
-            "v1", "persistentvolumes", str(_meta(pv).get("name")), updated
+            "v1", "persistentvolumes", str(meta_of(pv).get("name")), updated
         )
         await self._volume_phase(pv, "Available")
 
@@ -641,8 +621,8 @@ class PersistentVolumeBinder:
             return
         if phase != "Released":
             pv = await self._volume_phase(pv, "Released")
-        policy = _spec(pv).get("persistentVolumeReclaimPolicy") or "Retain"
-        name = str(_meta(pv).get("name"))
+        policy = spec_of(pv).get("persistentVolumeReclaimPolicy") or "Retain"
+        name = str(meta_of(pv).get("name"))
         if policy == "Retain":
             return
         if policy == "Recycle":
@@ -650,7 +630,7 @@ class PersistentVolumeBinder:
             self.recorder.event(pv, "Warning", "VolumeFailedRecycle", "Recycling", message)
             await self._volume_phase(pv, "Failed", message=message)
             return
-        if _annotations(pv).get(ANN_PROVISIONED_BY):
+        if annotations_of(pv).get(ANN_PROVISIONED_BY):
             return  # its (external) provisioner deletes it
         message = f'error getting deleter volume plugin for volume "{name}": no deletable volume plugin matched'
         self.recorder.event(pv, "Warning", "VolumeFailedDelete", "Deleting", message)
@@ -658,7 +638,7 @@ class PersistentVolumeBinder:
 
 
 def _claim_key_of_volume(pv: Obj) -> list[str]:
-    ref = _spec(pv).get("claimRef")
+    ref = spec_of(pv).get("claimRef")
     if not ref:
         return []
     return [f"{ref.get('namespace')}/{ref.get('name')}"]

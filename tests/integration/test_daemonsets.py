@@ -9,13 +9,14 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, running_and_ready, started, until
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +26,10 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def ds_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
-        tmp_path_factory.mktemp("ds") / "c",
-        runtime="fake",
-        extra_args=("--nodes", "3", "--controllers", "statefulset,daemonset"),
-    )
-    proc.start()
-    try:
+    with started(
+        tmp_path_factory.mktemp("ds") / "c", nodes=3, controllers="statefulset,daemonset"
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def _ds(name: str, **pod_spec: Any) -> Obj:
@@ -61,26 +56,12 @@ def _ds(name: str, **pod_spec: Any) -> Obj:
     }
 
 
-def _ready(pod: Obj) -> bool:
-    return pod.get("status", {}).get("phase") == "Running" and any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in pod.get("status", {}).get("conditions") or []
-    )
-
-
-async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def _placement(client: Client, app: str) -> dict[str, list[Obj]]:
     """node -> live, ready pods of the DaemonSet."""
     items = (await client.list("v1", "pods", NS, labelSelector=f"app={app}"))["items"]
     out: dict[str, list[Obj]] = {}
     for pod in items:
-        if pod["metadata"].get("deletionTimestamp") or not _ready(pod):
+        if pod["metadata"].get("deletionTimestamp") or not running_and_ready(pod):
             continue
         out.setdefault(pod["spec"].get("nodeName", ""), []).append(pod)
     return out
@@ -96,14 +77,6 @@ async def _on_nodes(client: Client, app: str, nodes: set[str]) -> bool:
     )
 
 
-def _run(cluster: ClusterProcess, body: Callable[[Client], Awaitable[None]]) -> None:
-    async def go() -> None:
-        async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            await body(client)
-
-    asyncio.run(go())
-
-
 ALL = {"node-0", "node-1", "node-2"}
 
 
@@ -112,7 +85,7 @@ def test_a_daemonset_puts_one_pod_on_each_node_and_rolls_an_update_one_node_at_a
 ) -> None:
     async def body(client: Client) -> None:
         await client.create("apps/v1", "daemonsets", _ds("agent"), NS)
-        await _until("a pod per node", lambda: _on_nodes(client, "agent", ALL))
+        await until("a pod per node", lambda: _on_nodes(client, "agent", ALL))
         placed = await _placement(client, "agent")
         for node, (pod,) in placed.items():
             terms = pod["spec"]["affinity"]["nodeAffinity"][
@@ -135,7 +108,7 @@ def test_a_daemonset_puts_one_pod_on_each_node_and_rolls_an_update_one_node_at_a
                 and st.get("updatedNumberScheduled") == 3
             )
 
-        await _until("status", status_ok)
+        await until("status", status_ok)
         old_hash = next(iter(placed.values()))[0]["metadata"]["labels"]["controller-revision-hash"]
 
         # Rolling update with maxUnavailable 1: never more than one node without a ready pod.
@@ -158,7 +131,7 @@ def test_a_daemonset_puts_one_pod_on_each_node_and_rolls_an_update_one_node_at_a
                 good = {
                     p["spec"].get("nodeName")
                     for p in state.values()
-                    if _ready(p) and not p["metadata"].get("deletionTimestamp")
+                    if running_and_ready(p) and not p["metadata"].get("deletionTimestamp")
                 }
                 worst[0] = min(worst[0], len(good))
 
@@ -175,7 +148,7 @@ def test_a_daemonset_puts_one_pod_on_each_node_and_rolls_an_update_one_node_at_a
                     for p in placed.values()
                 )
 
-            await _until("update rolled", rolled)
+            await until("update rolled", rolled)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, KubeError):
@@ -185,7 +158,7 @@ def test_a_daemonset_puts_one_pod_on_each_node_and_rolls_an_update_one_node_at_a
         assert len([r for r in revs if r["metadata"]["name"].startswith("agent-")]) == 2
         await client.delete("apps/v1", "daemonsets", "agent", NS)
 
-    _run(ds_cluster, body)
+    run(ds_cluster, body)
 
 
 def test_a_daemonset_skips_nodes_its_node_selector_excludes_and_untolerated_taints(
@@ -195,7 +168,7 @@ def test_a_daemonset_skips_nodes_its_node_selector_excludes_and_untolerated_tain
         for node in ("node-0", "node-1"):
             await client.patch("v1", "nodes", node, {"metadata": {"labels": {"pool": "a"}}})
         await client.create("apps/v1", "daemonsets", _ds("picky", nodeSelector={"pool": "a"}), NS)
-        await _until(
+        await until(
             "pods on node-0 and node-1", lambda: _on_nodes(client, "picky", {"node-0", "node-1"})
         )
         await client.patch(
@@ -211,8 +184,8 @@ def test_a_daemonset_skips_nodes_its_node_selector_excludes_and_untolerated_tain
                 tolerations=[{"key": "dedicated", "operator": "Equal", "value": "x"}],
             )
             await client.create("apps/v1", "daemonsets", tolerating, NS)
-            await _until("tolerant everywhere", lambda: _on_nodes(client, "tolerant", ALL))
-            await _until(
+            await until("tolerant everywhere", lambda: _on_nodes(client, "tolerant", ALL))
+            await until(
                 "plain off the tainted node",
                 lambda: _on_nodes(client, "plain", {"node-0", "node-1"}),
             )
@@ -224,7 +197,7 @@ def test_a_daemonset_skips_nodes_its_node_selector_excludes_and_untolerated_tain
                 with contextlib.suppress(KubeError):
                     await client.delete("apps/v1", "daemonsets", name, NS)
 
-    _run(ds_cluster, body)
+    run(ds_cluster, body)
 
 
 def test_a_daemonset_adds_a_pod_when_a_node_joins_and_removes_it_when_the_node_leaves(
@@ -232,7 +205,7 @@ def test_a_daemonset_adds_a_pod_when_a_node_joins_and_removes_it_when_the_node_l
 ) -> None:
     async def body(client: Client) -> None:
         await client.create("apps/v1", "daemonsets", _ds("follow"), NS)
-        await _until("a pod per node", lambda: _on_nodes(client, "follow", ALL))
+        await until("a pod per node", lambda: _on_nodes(client, "follow", ALL))
         log = (ds_cluster.state_dir / "kubelet-extra.log").open("ab")
         kubelet = subprocess.Popen(
             [
@@ -252,7 +225,7 @@ def test_a_daemonset_adds_a_pod_when_a_node_joins_and_removes_it_when_the_node_l
             stdin=subprocess.DEVNULL,
         )
         try:
-            await _until(
+            await until(
                 "a pod on the new node",
                 lambda: _on_nodes(client, "follow", ALL | {"node-3"}),
                 timeout=90,
@@ -278,13 +251,13 @@ def test_a_daemonset_adds_a_pod_when_a_node_joins_and_removes_it_when_the_node_l
                 and not p["metadata"].get("deletionTimestamp")
             ]
 
-        await _until("the pod of the departed node deleted", gone)
+        await until("the pod of the departed node deleted", gone)
 
         async def back_to_three() -> bool:
             st = (await client.get("apps/v1", "daemonsets", "follow", NS)).get("status") or {}
             return st.get("desiredNumberScheduled") == 3 and st.get("currentNumberScheduled") == 3
 
-        await _until("status without the departed node", back_to_three)
+        await until("status without the departed node", back_to_three)
         await client.delete("apps/v1", "daemonsets", "follow", NS)
 
-    _run(ds_cluster, body)
+    run(ds_cluster, body)

@@ -11,12 +11,11 @@ import pytest
 
 from kubeclient.rest import STRATEGIC_PATCH, Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, started, until
 from tests.integration.test_garbage_collection import (
     CONTROLLERS,
-    eventually,
     exists,
     new_namespace,
-    run,
 )
 
 pytestmark = pytest.mark.integration
@@ -26,23 +25,13 @@ GATE = "example.com/serving"
 
 @pytest.fixture(scope="module")
 def ep_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path_factory.mktemp("ep"),
-        runtime="fake",
-        extra_args=(
-            "--nodes",
-            "2",
-            "--controllers",
-            CONTROLLERS,
-            "--controller-option",
-            "endpointslice.max-endpoints-per-slice=2",
-        ),
-    )
-    proc.start()
-    try:
+        nodes=2,
+        controllers=CONTROLLERS,
+        options=("endpointslice.max-endpoints-per-slice=2",),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def gated_pod(name: str, http_port: int) -> dict[str, Any]:
@@ -144,12 +133,12 @@ def test_endpoints_and_slices_follow_pods_readiness_and_resolve_named_ports_per_
         a_ports = [("http", 8080), ("metrics", 9090)]
         b_ports = [("http", 8081), ("metrics", 9090)]
         # Running but not ready: the readiness gate is not set.
-        await eventually(
-            lambda: endpoints_are({"ready": {}, "not_ready": {"a": a_ports, "b": b_ports}}),
+        await until(
             "not-ready addresses",
+            lambda: endpoints_are({"ready": {}, "not_ready": {"a": a_ports, "b": b_ports}}),
         )
-        await eventually(
-            lambda: slices_are({"a": (False, a_ports), "b": (False, b_ports)}), "not-ready slices"
+        await until(
+            "not-ready slices", lambda: slices_are({"a": (False, a_ports), "b": (False, b_ports)})
         )
         ep = state["ep"]
         assert ep["metadata"]["labels"] == {"tier": "front"}
@@ -168,26 +157,24 @@ def test_endpoints_and_slices_follow_pods_readiness_and_resolve_named_ports_per_
 
         await set_gate(c, ns, "a", True)
         await set_gate(c, ns, "b", True)
-        await eventually(
-            lambda: endpoints_are({"ready": {"a": a_ports, "b": b_ports}, "not_ready": {}}),
+        await until(
             "ready addresses",
+            lambda: endpoints_are({"ready": {"a": a_ports, "b": b_ports}, "not_ready": {}}),
         )
-        await eventually(
-            lambda: slices_are({"a": (True, a_ports), "b": (True, b_ports)}), "ready slices"
+        await until(
+            "ready slices", lambda: slices_are({"a": (True, a_ports), "b": (True, b_ports)})
         )
         await set_gate(c, ns, "a", False)
-        await eventually(
-            lambda: endpoints_are({"ready": {"b": b_ports}, "not_ready": {"a": a_ports}}),
+        await until(
             "a not ready again",
+            lambda: endpoints_are({"ready": {"b": b_ports}, "not_ready": {"a": a_ports}}),
         )
-        await eventually(
-            lambda: slices_are({"a": (False, a_ports), "b": (True, b_ports)}), "a not ready slice"
+        await until(
+            "a not ready slice", lambda: slices_are({"a": (False, a_ports), "b": (True, b_ports)})
         )
         await c.delete("v1", "pods", "b", ns, body={"gracePeriodSeconds": 0})
-        await eventually(
-            lambda: endpoints_are({"ready": {}, "not_ready": {"a": a_ports}}), "b removed"
-        )
-        await eventually(lambda: slices_are({"a": (False, a_ports)}), "b removed from slices")
+        await until("b removed", lambda: endpoints_are({"ready": {}, "not_ready": {"a": a_ports}}))
+        await until("b removed from slices", lambda: slices_are({"a": (False, a_ports)}))
 
     run(ep_cluster, body)
 
@@ -226,8 +213,8 @@ def test_a_service_without_selector_is_left_alone_and_a_deleted_service_loses_it
             )
             return len(listed["items"]) == 1 and not listed["items"][0].get("endpoints")
 
-        await eventually(has_endpoints, "endpoints of web")
-        await eventually(has_placeholder_slice, "a placeholder slice")
+        await until("endpoints of web", has_endpoints)
+        await until("a placeholder slice", has_placeholder_slice)
         kept = await c.get("v1", "endpoints", "manual", ns)
         assert kept["subsets"][0]["addresses"][0]["ip"] == "10.9.9.9"
         none_for_manual = await c.list(
@@ -248,7 +235,7 @@ def test_a_service_without_selector_is_left_alone_and_a_deleted_service_loses_it
             )
             return not listed["items"] and not await exists(c, "v1", "endpoints", "web", ns)
 
-        await eventually(cleaned, "endpoints and slices of a deleted service to go")
+        await until("endpoints and slices of a deleted service to go", cleaned)
 
     run(ep_cluster, body)
 
@@ -274,9 +261,9 @@ def test_slices_hold_at_most_the_configured_number_of_endpoints_and_shrink_with_
             sizes[:] = sorted(len(e.get("endpoints") or []) for e in listed["items"])
             return sum(sizes) == total and len(sizes) == count and max(sizes) <= 2
 
-        await eventually(lambda: slices_hold(5, 3), "5 endpoints in 3 slices")
+        await until("5 endpoints in 3 slices", lambda: slices_hold(5, 3))
         for i in range(4):
             await c.delete("v1", "pods", f"p{i}", ns, body={"gracePeriodSeconds": 0})
-        await eventually(lambda: slices_hold(1, 1), "1 endpoint left in 1 slice")
+        await until("1 endpoint left in 1 slice", lambda: slices_hold(1, 1))
 
     run(ep_cluster, body)

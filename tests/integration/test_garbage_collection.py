@@ -4,22 +4,19 @@ Pods with ownerReferences), absent owners, and kubectl's ``--cascade``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
-from tests.conftest import ClusterProcess, kubectl_binary
+from kubeclient.rest import Client, KubeError
+from tests.conftest import ClusterProcess
+from tests.integration.harness import kubectl, run, started, until
 
 pytestmark = pytest.mark.integration
 
 CONTROLLERS = "garbagecollector,namespace,serviceaccount,endpoints,endpointslice"
-DEADLINE = 60.0
 
 
 CRD = {
@@ -57,21 +54,13 @@ async def install_crd(c: Client) -> None:
         except KubeError:
             return False
 
-    await eventually(served, "the custom resource to be served")
+    await until("the custom resource to be served", served)
 
 
 @pytest.fixture(scope="module")
 def gc_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
-        tmp_path_factory.mktemp("gc"),
-        runtime="fake",
-        extra_args=("--nodes", "1", "--controllers", CONTROLLERS),
-    )
-    proc.start()
-    try:
+    with started(tmp_path_factory.mktemp("gc"), nodes=1, controllers=CONTROLLERS) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def ref(owner: dict[str, Any], block: bool = True, controller: bool = False) -> dict[str, Any]:
@@ -119,44 +108,15 @@ async def exists(client: Client, api: str, plural: str, name: str, ns: str) -> b
         raise
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def gone(client: Client, plural: str, name: str, ns: str) -> None:
     async def check() -> bool:
         return not await exists(client, "v1", plural, name, ns)
 
-    await eventually(check, f"{plural}/{name} to be deleted")
+    await until(f"{plural}/{name} to be deleted", check)
 
 
 async def new_namespace(client: Client, name: str) -> None:
     await client.create("v1", "namespaces", {"metadata": {"name": name}})
-
-
-def run(proc: ClusterProcess, body: Callable[[Client], Awaitable[None]]) -> None:
-    async def go() -> None:
-        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-            await body(client)
-
-    asyncio.run(go())
-
-
-def kubectl(proc: ClusterProcess, *args: str) -> str:
-    out = subprocess.run(
-        [kubectl_binary("1.35"), *args],
-        capture_output=True,
-        text=True,
-        env=proc.env(),
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def test_deleting_an_owner_in_background_deletes_its_configmap_and_pod_dependents(
@@ -217,7 +177,7 @@ def test_foreground_deletion_keeps_the_owner_until_its_blocking_dependents_are_g
             leaf = await c.get("v1", "configmaps", "leaf", ns)
             return bool(leaf["metadata"].get("deletionTimestamp"))
 
-        await eventually(leaf_deleting, "the leaf to be deleted")
+        await until("the leaf to be deleted", leaf_deleting)
         shown = json.loads(kubectl(gc_cluster, "-n", ns, "get", "configmap", "top", "-o", "json"))
         assert shown["metadata"]["deletionTimestamp"]
         assert "foregroundDeletion" in shown["metadata"]["finalizers"]
@@ -290,7 +250,7 @@ def test_a_dependent_with_another_live_owner_only_loses_the_deleted_owners_refer
             shared = await c.get("v1", "configmaps", "shared", ns)
             return [r["name"] for r in shared["metadata"].get("ownerReferences") or []] == ["two"]
 
-        await eventually(one_ref_left, "the reference to the deleted owner to be removed")
+        await until("the reference to the deleted owner to be removed", one_ref_left)
         await c.delete("v1", "configmaps", "two", ns)
         await gone(c, "configmaps", "shared", ns)
 
@@ -329,7 +289,7 @@ def test_custom_resources_are_collected_and_can_own_objects(gc_cluster: ClusterP
         async def widget_gone() -> bool:
             return not await exists(c, "example.com/v1", "widgets", "w", ns)
 
-        await eventually(widget_gone, "the widget to be collected")
+        await until("the widget to be collected", widget_gone)
         await gone(c, "configmaps", "owned-by-widget", ns)
 
     run(gc_cluster, body)

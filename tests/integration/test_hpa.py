@@ -5,15 +5,15 @@ stabilization window once the usage stops; unusable metrics are reported as cond
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, load_kubeconfig
+from kubeclient.rest import Client
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, started, until
 
 pytestmark = pytest.mark.integration
 
@@ -23,25 +23,16 @@ DEADLINE = 60.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path_factory.mktemp("hpa") / "c",
-        runtime="fake",
-        extra_args=(
-            "--nodes",
-            "2",
-            "--controllers",
-            "replicaset,horizontalpodautoscaling",
-            "--controller-option",
+        nodes=2,
+        controllers="replicaset,horizontalpodautoscaling",
+        options=(
             "horizontalpodautoscaling.sync-period=1",
-            "--controller-option",
             "horizontalpodautoscaling.downscale-stabilization=3",
         ),
-    )
-    proc.start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def _replicaset(name: str, cpu_nanocores: int, request: str | None) -> dict[str, Any]:
@@ -93,15 +84,7 @@ CPU_50 = [
 ]
 
 
-async def _until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+_until = functools.partial(until, timeout=DEADLINE, step=0.3)
 
 
 def _condition(hpa: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -114,132 +97,118 @@ def _condition(hpa: dict[str, Any], kind: str) -> dict[str, Any]:
 def test_cpu_usage_scales_a_replicaset_up_and_back_down_after_the_window(
     cluster: ClusterProcess,
 ) -> None:
-    async def body() -> None:
-        async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            await client.create(
-                "apps/v1", "replicasets", _replicaset("web", 200_000_000, "100m"), NS
-            )
-            await client.create(
-                "autoscaling/v2", "horizontalpodautoscalers", _hpa("web", CPU_50), NS
-            )
+    async def body(client: Client) -> None:
+        await client.create("apps/v1", "replicasets", _replicaset("web", 200_000_000, "100m"), NS)
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", _hpa("web", CPU_50), NS)
 
-            async def scaled_to(n: int) -> bool:
-                scale = await client.get("apps/v1", "replicasets", "web", NS, "scale")
-                return bool(scale["spec"]["replicas"] == n)
+        async def scaled_to(n: int) -> bool:
+            scale = await client.get("apps/v1", "replicasets", "web", NS, "scale")
+            return bool(scale["spec"]["replicas"] == n)
 
-            await _until("a scale up to maxReplicas", lambda: scaled_to(4))
+        await _until("a scale up to maxReplicas", lambda: scaled_to(4))
 
-            async def settled() -> dict[str, Any] | None:
-                hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "web", NS)
-                status = hpa.get("status") or {}
-                if status.get("currentReplicas") != 4 or status.get("desiredReplicas") != 4:
-                    return None
-                return hpa
-
-            hpa = await _until("the HPA status at 4 replicas", settled)
-            status = hpa["status"]
-            assert status["lastScaleTime"]
-            resource = status["currentMetrics"][0]["resource"]
-            assert resource["name"] == "cpu"
-            assert resource["current"]["averageUtilization"] == 200
-            assert resource["current"]["averageValue"] == "200m"
-            assert _condition(hpa, "AbleToScale")["status"] == "True"
-            active = _condition(hpa, "ScalingActive")
-            assert (active["status"], active["reason"]) == ("True", "ValidMetricFound")
-            limited = _condition(hpa, "ScalingLimited")
-            assert (limited["status"], limited["reason"]) == ("True", "TooManyReplicas")
-
-            async def rescale_event() -> bool:
-                events = await client.list("v1", "events", NS)
-                return any(
-                    e.get("reason") == "SuccessfulRescale"
-                    and e["involvedObject"]["name"] == "web"
-                    and "New size: 4" in e.get("message", "")
-                    for e in events["items"]
-                )
-
-            await _until("a SuccessfulRescale event", rescale_event)
-
-            # The load stops: new pods use no CPU; the old ones go away.
-            rs = await client.get("apps/v1", "replicasets", "web", NS)
-            container = rs["spec"]["template"]["spec"]["containers"][0]
-            container["env"] = [{"name": "FAKE_CPU_NANOCORES", "value": "0"}]
-            await client.replace("apps/v1", "replicasets", "web", rs, NS)
-            pods = await client.list("v1", "pods", NS, labelSelector="app=web")
-            for p in pods["items"]:
-                await client.delete("v1", "pods", p["metadata"]["name"], NS)
-
-            await _until("a scale down to minReplicas", lambda: scaled_to(1))
+        async def settled() -> dict[str, Any] | None:
             hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "web", NS)
-            assert hpa["status"]["desiredReplicas"] in (1, 4)
+            status = hpa.get("status") or {}
+            if status.get("currentReplicas") != 4 or status.get("desiredReplicas") != 4:
+                return None
+            return hpa
 
-    asyncio.run(body())
+        hpa = await _until("the HPA status at 4 replicas", settled)
+        status = hpa["status"]
+        assert status["lastScaleTime"]
+        resource = status["currentMetrics"][0]["resource"]
+        assert resource["name"] == "cpu"
+        assert resource["current"]["averageUtilization"] == 200
+        assert resource["current"]["averageValue"] == "200m"
+        assert _condition(hpa, "AbleToScale")["status"] == "True"
+        active = _condition(hpa, "ScalingActive")
+        assert (active["status"], active["reason"]) == ("True", "ValidMetricFound")
+        limited = _condition(hpa, "ScalingLimited")
+        assert (limited["status"], limited["reason"]) == ("True", "TooManyReplicas")
+
+        async def rescale_event() -> bool:
+            events = await client.list("v1", "events", NS)
+            return any(
+                e.get("reason") == "SuccessfulRescale"
+                and e["involvedObject"]["name"] == "web"
+                and "New size: 4" in e.get("message", "")
+                for e in events["items"]
+            )
+
+        await _until("a SuccessfulRescale event", rescale_event)
+
+        # The load stops: new pods use no CPU; the old ones go away.
+        rs = await client.get("apps/v1", "replicasets", "web", NS)
+        container = rs["spec"]["template"]["spec"]["containers"][0]
+        container["env"] = [{"name": "FAKE_CPU_NANOCORES", "value": "0"}]
+        await client.replace("apps/v1", "replicasets", "web", rs, NS)
+        pods = await client.list("v1", "pods", NS, labelSelector="app=web")
+        for p in pods["items"]:
+            await client.delete("v1", "pods", p["metadata"]["name"], NS)
+
+        await _until("a scale down to minReplicas", lambda: scaled_to(1))
+        hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "web", NS)
+        assert hpa["status"]["desiredReplicas"] in (1, 4)
+
+    run(cluster, body)
 
 
 def test_pods_without_cpu_requests_make_utilization_impossible(cluster: ClusterProcess) -> None:
-    async def body() -> None:
-        async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            await client.create(
-                "apps/v1", "replicasets", _replicaset("noreq", 50_000_000, None), NS
-            )
-            await client.create(
-                "autoscaling/v2", "horizontalpodautoscalers", _hpa("noreq", CPU_50), NS
-            )
+    async def body(client: Client) -> None:
+        await client.create("apps/v1", "replicasets", _replicaset("noreq", 50_000_000, None), NS)
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", _hpa("noreq", CPU_50), NS)
 
-            async def inactive() -> dict[str, Any]:
-                hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "noreq", NS)
-                cond = _condition(hpa, "ScalingActive")
-                # (Before the pod runs, the condition tells that metrics are missing.)
-                wanted = "missing request for cpu" in cond.get("message", "")
-                return cond if cond.get("status") == "False" and wanted else {}
+        async def inactive() -> dict[str, Any]:
+            hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "noreq", NS)
+            cond = _condition(hpa, "ScalingActive")
+            # (Before the pod runs, the condition tells that metrics are missing.)
+            wanted = "missing request for cpu" in cond.get("message", "")
+            return cond if cond.get("status") == "False" and wanted else {}
 
-            cond = await _until("ScalingActive False for the missing request", inactive)
-            assert cond["reason"] == "FailedGetResourceMetric"
-            scale = await client.get("apps/v1", "replicasets", "noreq", NS, "scale")
-            assert scale["spec"]["replicas"] == 1
+        cond = await _until("ScalingActive False for the missing request", inactive)
+        assert cond["reason"] == "FailedGetResourceMetric"
+        scale = await client.get("apps/v1", "replicasets", "noreq", NS, "scale")
+        assert scale["spec"]["replicas"] == 1
 
-    asyncio.run(body())
+    run(cluster, body)
 
 
 def test_a_pods_metric_is_refused_with_a_condition(cluster: ClusterProcess) -> None:
-    async def body() -> None:
-        async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            await client.create("apps/v1", "replicasets", _replicaset("custom", 0, "100m"), NS)
-            metric = {
-                "type": "Pods",
-                "pods": {
-                    "metric": {"name": "requests_per_second"},
-                    "target": {"type": "AverageValue", "averageValue": "10"},
-                },
-            }
-            await client.create(
-                "autoscaling/v2", "horizontalpodautoscalers", _hpa("custom", [metric]), NS
-            )
+    async def body(client: Client) -> None:
+        await client.create("apps/v1", "replicasets", _replicaset("custom", 0, "100m"), NS)
+        metric = {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "requests_per_second"},
+                "target": {"type": "AverageValue", "averageValue": "10"},
+            },
+        }
+        await client.create(
+            "autoscaling/v2", "horizontalpodautoscalers", _hpa("custom", [metric]), NS
+        )
 
-            async def inactive() -> dict[str, Any]:
-                hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "custom", NS)
-                cond = _condition(hpa, "ScalingActive")
-                return cond if cond.get("status") == "False" else {}
+        async def inactive() -> dict[str, Any]:
+            hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "custom", NS)
+            cond = _condition(hpa, "ScalingActive")
+            return cond if cond.get("status") == "False" else {}
 
-            cond = await _until("ScalingActive False", inactive)
-            assert cond["reason"] == "FailedGetPodsMetric"
+        cond = await _until("ScalingActive False", inactive)
+        assert cond["reason"] == "FailedGetPodsMetric"
 
-    asyncio.run(body())
+    run(cluster, body)
 
 
 def test_a_missing_scale_target_is_reported_as_unable_to_scale(cluster: ClusterProcess) -> None:
-    async def body() -> None:
-        async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            await client.create(
-                "autoscaling/v2", "horizontalpodautoscalers", _hpa("ghost", CPU_50), NS
-            )
+    async def body(client: Client) -> None:
+        await client.create("autoscaling/v2", "horizontalpodautoscalers", _hpa("ghost", CPU_50), NS)
 
-            async def unable() -> dict[str, Any]:
-                hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "ghost", NS)
-                cond = _condition(hpa, "AbleToScale")
-                return cond if cond.get("status") == "False" else {}
+        async def unable() -> dict[str, Any]:
+            hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "ghost", NS)
+            cond = _condition(hpa, "AbleToScale")
+            return cond if cond.get("status") == "False" else {}
 
-            cond = await _until("AbleToScale False", unable)
-            assert cond["reason"] == "FailedGetScale"
+        cond = await _until("AbleToScale False", unable)
+        assert cond["reason"] == "FailedGetScale"
 
-    asyncio.run(body())
+    run(cluster, body)

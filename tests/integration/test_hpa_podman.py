@@ -6,16 +6,16 @@ stabilization window. Every pod is removed at the end, even on failure."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, started, until
 
 pytestmark = pytest.mark.integration
 
@@ -27,23 +27,18 @@ IDLE = ["sh", "-c", "sleep 3600"]
 
 @pytest.fixture
 def podman_cluster(tmp_path: Any) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path / "c",
         runtime="podman",
-        extra_args=(
-            "--controllers",
-            "deployment,replicaset,horizontalpodautoscaling",
-            "--controller-option",
+        controllers="deployment,replicaset,horizontalpodautoscaling",
+        options=(
             "horizontalpodautoscaling.sync-period=2",
-            "--controller-option",
             "horizontalpodautoscaling.downscale-stabilization=10",
         ),
-    )
-    proc.start(timeout=60.0)
-    try:
+        start_timeout=60.0,
+        stop_timeout=60.0,
+    ) as proc:
         yield proc
-    finally:
-        proc.stop(timeout=60.0)
 
 
 def _deployment() -> dict[str, Any]:
@@ -94,15 +89,7 @@ HPA = {
 }
 
 
-async def _until(
-    what: str, check: Callable[[], Awaitable[bool]], timeout: float = DEADLINE
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+_until = functools.partial(until, timeout=DEADLINE, step=0.5)
 
 
 async def _cleanup(client: Client) -> None:
@@ -132,30 +119,29 @@ async def _cleanup(client: Client) -> None:
 def test_an_hpa_scales_cpu_burning_pods_up_and_down_when_the_load_stops(
     podman_cluster: ClusterProcess,
 ) -> None:
-    async def body() -> None:
-        async with Client(load_kubeconfig(podman_cluster.kubeconfig)) as client:
-            try:
-                await client.create("apps/v1", "deployments", _deployment(), NS)
-                await client.create("autoscaling/v2", "horizontalpodautoscalers", HPA, NS)
+    async def body(client: Client) -> None:
+        try:
+            await client.create("apps/v1", "deployments", _deployment(), NS)
+            await client.create("autoscaling/v2", "horizontalpodautoscalers", HPA, NS)
 
-                async def replicas(n: int) -> bool:
-                    scale = await client.get("apps/v1", "deployments", "burner", NS, "scale")
-                    return bool(scale["spec"]["replicas"] == n)
+            async def replicas(n: int) -> bool:
+                scale = await client.get("apps/v1", "deployments", "burner", NS, "scale")
+                return bool(scale["spec"]["replicas"] == n)
 
-                await _until("a scale up to 2", lambda: replicas(2))
-                hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "burner", NS)
-                current = hpa["status"]["currentMetrics"][0]["resource"]["current"]
-                assert current["averageUtilization"] > 50
+            await _until("a scale up to 2", lambda: replicas(2))
+            hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "burner", NS)
+            current = hpa["status"]["currentMetrics"][0]["resource"]["current"]
+            assert current["averageUtilization"] > 50
 
-                # The load stops: a rollout replaces the burners with idle pods.
-                deploy = await client.get("apps/v1", "deployments", "burner", NS)
-                deploy["spec"]["template"]["spec"]["containers"][0]["command"] = IDLE
-                await client.replace("apps/v1", "deployments", "burner", deploy, NS)
+            # The load stops: a rollout replaces the burners with idle pods.
+            deploy = await client.get("apps/v1", "deployments", "burner", NS)
+            deploy["spec"]["template"]["spec"]["containers"][0]["command"] = IDLE
+            await client.replace("apps/v1", "deployments", "burner", deploy, NS)
 
-                await _until("a scale down to 1", lambda: replicas(1))
-                hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "burner", NS)
-                assert hpa["status"]["lastScaleTime"]
-            finally:
-                await _cleanup(client)
+            await _until("a scale down to 1", lambda: replicas(1))
+            hpa = await client.get("autoscaling/v2", "horizontalpodautoscalers", "burner", NS)
+            assert hpa["status"]["lastScaleTime"]
+        finally:
+            await _cleanup(client)
 
-    asyncio.run(body())
+    run(podman_cluster, body)

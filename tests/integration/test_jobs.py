@@ -4,65 +4,32 @@ Indexed jobs, activeDeadlineSeconds, suspend, TTL, and a CronJob on the real clo
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from runtime.controllers.job import INDEX_ENV, INDEX_KEY, TRACKING_FINALIZER
 from tests.conftest import ClusterProcess, kubectl_binary
+from tests.integration.harness import run, started, until
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 NS = "default"
 
 
 @pytest.fixture(scope="module")
 def batch_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path_factory.mktemp("jobs") / "c",
-        runtime="fake",
-        extra_args=(
-            "--nodes",
-            "3",
-            "--controllers",
-            "job,cronjob",
-            "--controller-option",
-            "job.backoff-base=0.2",
-        ),
-    )
-    proc.start()
-    try:
+        nodes=3,
+        controllers="job,cronjob",
+        options=("job.backoff-base=0.2",),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-
-
-def run(proc: ClusterProcess, body: Callable[[Client], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-            return await body(client)
-
-    return asyncio.run(go())
-
-
-async def wait_for(
-    what: str, probe: Callable[[], Awaitable[Any]], timeout: float = 60.0, step: float = 0.2
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(step)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def job(name: str, env: dict[str, str], **spec: Any) -> dict[str, Any]:
@@ -94,6 +61,17 @@ def cond(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
         if c.get("type") == kind and c.get("status") == "True":
             return dict(c)
     return None
+
+
+async def job_with_condition(client: Client, name: str, kind: str, what: str) -> dict[str, Any]:
+    """The job ``name`` once its condition ``kind`` is True (waiting for ``what``)."""
+
+    async def check() -> dict[str, Any] | None:
+        got = await client.get("batch/v1", "jobs", name, NS)
+        return got if cond(got, kind) else None
+
+    found: dict[str, Any] = await until(what, check)
+    return found
 
 
 async def job_pods(client: Client, name: str) -> list[dict[str, Any]]:
@@ -131,7 +109,7 @@ def test_a_job_with_completions_5_and_parallelism_2_completes_with_at_most_2_act
             got = await client.get("batch/v1", "jobs", "five", NS)
             return got if cond(got, "Complete") else None
 
-        finished = await wait_for("job five to complete", done, step=0.1)
+        finished = await until("job five to complete", done, step=0.1)
         status = finished["status"]
         assert status["succeeded"] == 5
         assert not status.get("failed")
@@ -155,11 +133,7 @@ def test_a_job_whose_pods_always_fail_stops_after_its_backoff_limit(
             NS,
         )
 
-        async def failed() -> dict[str, Any] | None:
-            got = await client.get("batch/v1", "jobs", "fails", NS)
-            return got if cond(got, "Failed") else None
-
-        got = await wait_for("job fails to fail", failed)
+        got = await job_with_condition(client, "fails", "Failed", "job fails to fail")
         assert cond(got, "Failed")["reason"] == "BackoffLimitExceeded"  # type: ignore[index]
         assert got["status"]["failed"] == 3
         assert not got["status"].get("active")
@@ -185,11 +159,7 @@ def test_an_indexed_job_gives_each_pod_one_index_and_completes_them_all(
             NS,
         )
 
-        async def done() -> dict[str, Any] | None:
-            got = await client.get("batch/v1", "jobs", "indexed", NS)
-            return got if cond(got, "Complete") else None
-
-        got = await wait_for("indexed job to complete", done)
+        got = await job_with_condition(client, "indexed", "Complete", "indexed job to complete")
         assert got["status"]["completedIndexes"] == "0-2"
         assert got["status"]["succeeded"] == 3
         pods = await job_pods(client, "indexed")
@@ -217,20 +187,16 @@ def test_a_job_past_its_active_deadline_fails_and_its_pods_are_deleted(
             job("slow", {}, parallelism=2, completions=2, activeDeadlineSeconds=2),
             NS,
         )
-        await wait_for(
+        await until(
             "slow job's pods to run",
             lambda: _count(client, "slow", lambda p: p["status"].get("phase") == "Running", 2),
         )
 
-        async def failed() -> dict[str, Any] | None:
-            got = await client.get("batch/v1", "jobs", "slow", NS)
-            return got if cond(got, "Failed") else None
-
-        got = await wait_for("slow job to fail", failed)
+        got = await job_with_condition(client, "slow", "Failed", "slow job to fail")
         assert cond(got, "Failed")["reason"] == "DeadlineExceeded"  # type: ignore[index]
         assert got["status"]["failed"] == 2
         assert not got["status"].get("active")
-        await wait_for(
+        await until(
             "slow job's pods to go",
             lambda: _count(client, "slow", lambda p: True, 0),
         )
@@ -244,20 +210,12 @@ def test_a_suspended_job_runs_no_pods_until_resumed(batch_cluster: ClusterProces
             "batch/v1", "jobs", job("later", {"FAKE_RUN_SECONDS": "0.5"}, suspend=True), NS
         )
 
-        async def suspended() -> dict[str, Any] | None:
-            got = await client.get("batch/v1", "jobs", "later", NS)
-            return got if cond(got, "Suspended") else None
-
-        got = await wait_for("job to be suspended", suspended)
+        got = await job_with_condition(client, "later", "Suspended", "job to be suspended")
         assert not got["status"].get("startTime")
         assert await job_pods(client, "later") == []
         await client.patch("batch/v1", "jobs", "later", {"spec": {"suspend": False}}, NS)
 
-        async def done() -> dict[str, Any] | None:
-            got = await client.get("batch/v1", "jobs", "later", NS)
-            return got if cond(got, "Complete") else None
-
-        got = await wait_for("resumed job to complete", done)
+        got = await job_with_condition(client, "later", "Complete", "resumed job to complete")
         assert got["status"]["startTime"]
         assert not cond(got, "Suspended")
 
@@ -280,7 +238,7 @@ def test_a_finished_job_with_a_ttl_is_deleted(batch_cluster: ClusterProcess) -> 
                 return exc.not_found
             return False
 
-        await wait_for("job brief to be deleted", gone)
+        await until("job brief to be deleted", gone)
 
     run(batch_cluster, body)
 
@@ -326,7 +284,7 @@ def test_kubectl_creates_a_job_from_a_cronjob(
             j = await client.get("batch/v1", "jobs", "by-hand", NS)
             return j if cond(j, "Complete") else None
 
-        await wait_for("manual job to complete", done)
+        await until("manual job to complete", done)
 
     run(batch_cluster, check)
 
@@ -356,7 +314,7 @@ def test_a_cronjob_every_minute_creates_a_job_on_time(batch_cluster: ClusterProc
             listed = await client.list("batch/v1", "jobs", NS, labelSelector="cron=minutely")
             return list(listed.get("items") or [])
 
-        jobs = await wait_for("the cronjob's first job", created, timeout=90.0, step=0.5)
+        jobs = await until("the cronjob's first job", created, timeout=90.0, step=0.5)
         made = jobs[0]
         scheduled = made["metadata"]["annotations"][
             "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -380,7 +338,7 @@ def test_a_cronjob_every_minute_creates_a_job_on_time(batch_cluster: ClusterProc
                 else None
             )
 
-        cj = await wait_for("the cronjob's status", recorded)
+        cj = await until("the cronjob's status", recorded)
         assert not cj["status"].get("active")
 
     run(batch_cluster, body)

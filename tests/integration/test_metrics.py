@@ -6,15 +6,15 @@ kubectl 1.35's ``top pods`` / ``top nodes`` print it."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
-from tests.conftest import ClusterProcess, kubectl_binary
+from kubeclient.rest import Client, KubeError
+from tests.conftest import ClusterProcess
+from tests.integration.harness import kubectl, run, started
 
 pytestmark = pytest.mark.integration
 
@@ -49,43 +49,26 @@ def _pod(name: str, labels: dict[str, str], cpu_nano: int, memory: int) -> dict[
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
-        tmp_path_factory.mktemp("metrics") / "c",
-        runtime="fake",
-        extra_args=("--nodes", "2", "--controllers", "none"),
-    )
-    proc.start()
-    try:
-        asyncio.run(_setup(proc))
+    with started(tmp_path_factory.mktemp("metrics") / "c", nodes=2, controllers="none") as proc:
+        run(proc, _setup)
         yield proc
-    finally:
-        proc.stop()
 
 
-async def _setup(proc: ClusterProcess) -> None:
-    async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-        await client.create(
-            "v1", "pods", _pod("web-1", {"app": "web"}, 250_000_000, 2**21), "default"
-        )
-        await client.create(
-            "v1", "pods", _pod("web-2", {"app": "web"}, 123_456_789, 5000), "default"
-        )
-        await client.create("v1", "pods", _pod("db-1", {"app": "db"}, 0, 3 * 2**20), "default")
-        deadline = time.monotonic() + 60
-        while True:
-            body = await client.request("GET", f"{BASE}/namespaces/default/pods")
-            if len(body["items"]) == 3:
-                return
-            assert time.monotonic() < deadline, body
-            await asyncio.sleep(0.3)
+async def _setup(client: Client) -> None:
+    await client.create("v1", "pods", _pod("web-1", {"app": "web"}, 250_000_000, 2**21), "default")
+    await client.create("v1", "pods", _pod("web-2", {"app": "web"}, 123_456_789, 5000), "default")
+    await client.create("v1", "pods", _pod("db-1", {"app": "db"}, 0, 3 * 2**20), "default")
+    deadline = time.monotonic() + 60
+    while True:
+        body = await client.request("GET", f"{BASE}/namespaces/default/pods")
+        if len(body["items"]) == 3:
+            return
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.3)
 
 
 def _get(proc: ClusterProcess, path: str, **params: str) -> Any:
-    async def go() -> Any:
-        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-            return await client.request("GET", path, params=params or None)
-
-    return asyncio.run(go())
+    return run(proc, lambda client: client.request("GET", path, params=params or None))
 
 
 def test_discovery_lists_the_metrics_group_with_pods_and_nodes(cluster: ClusterProcess) -> None:
@@ -152,29 +135,17 @@ def test_node_metrics_sum_the_usage_of_the_nodes_pods(cluster: ClusterProcess) -
     assert total == 250_000_000 + 123_456_789 + 3 * 1_000_000
 
 
-def _kubectl(cluster: ClusterProcess, *args: str) -> str:
-    proc = subprocess.run(
-        [kubectl_binary("1.35"), *args],
-        capture_output=True,
-        text=True,
-        env=cluster.env(),
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
 def test_kubectl_top_pods_prints_each_pods_usage(cluster: ClusterProcess) -> None:
-    out = _kubectl(cluster, "top", "pods")
+    out = kubectl(cluster, "top", "pods")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
     assert rows["web-1"] == ["251m", "2Mi"]
     assert rows["db-1"] == ["1m", "3Mi"]
-    out = _kubectl(cluster, "top", "pods", "-l", "app=web", "--containers")
+    out = kubectl(cluster, "top", "pods", "-l", "app=web", "--containers")
     assert "side" in out and "db-1" not in out
 
 
 def test_kubectl_top_nodes_prints_each_nodes_usage(cluster: ClusterProcess) -> None:
-    out = _kubectl(cluster, "top", "nodes")
+    out = kubectl(cluster, "top", "nodes")
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["NAME", "CPU(cores)"]
     assert len(lines) == 3

@@ -13,15 +13,14 @@ import pytest
 
 from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, started, until
 from tests.integration.test_garbage_collection import (
     CONTROLLERS,
     configmap,
-    eventually,
     exists,
     install_crd,
     new_namespace,
     pod,
-    run,
 )
 
 pytestmark = pytest.mark.integration
@@ -29,23 +28,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def ns_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
-        tmp_path_factory.mktemp("ns"),
-        runtime="fake",
-        extra_args=("--nodes", "1", "--controllers", CONTROLLERS),
-    )
-    proc.start()
-    try:
+    with started(tmp_path_factory.mktemp("ns"), nodes=1, controllers=CONTROLLERS) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 async def namespace_gone(c: Client, name: str) -> None:
     async def check() -> bool:
         return not await exists(c, "v1", "namespaces", name, "")
 
-    await eventually(check, f"namespace {name} to be deleted")
+    await until(f"namespace {name} to be deleted", check)
 
 
 def test_deleting_a_namespace_removes_all_its_content_then_the_namespace(
@@ -92,7 +83,7 @@ def test_a_terminating_namespace_refuses_new_content_and_reports_remaining_final
             cond = conditions.get("NamespaceFinalizersRemaining")
             return cond is not None and cond["status"] == "True"
 
-        await eventually(reported, "the namespace to report remaining finalizers")
+        await until("the namespace to report remaining finalizers", reported)
         assert conditions["NamespaceFinalizersRemaining"]["reason"] == "SomeFinalizersRemain"
         assert (
             "example.com/hold in 1 resource instances"
@@ -123,7 +114,7 @@ def test_a_new_namespace_gets_a_default_service_account_which_comes_back_when_de
         async def has_default() -> bool:
             return await exists(c, "v1", "serviceaccounts", "default", ns)
 
-        await eventually(has_default, "the default service account")
+        await until("the default service account", has_default)
         first = await c.get("v1", "serviceaccounts", "default", ns)
         await c.delete("v1", "serviceaccounts", "default", ns)
 
@@ -134,7 +125,7 @@ def test_a_new_namespace_gets_a_default_service_account_which_comes_back_when_de
                 return False
             return bool(again["metadata"]["uid"] != first["metadata"]["uid"])
 
-        await eventually(recreated, "the default service account to be recreated")
+        await until("the default service account to be recreated", recreated)
 
     run(ns_cluster, body)
 
@@ -144,6 +135,6 @@ def test_the_default_namespace_has_a_default_service_account(ns_cluster: Cluster
         async def has_default() -> bool:
             return await exists(c, "v1", "serviceaccounts", "default", "default")
 
-        await eventually(has_default, "default/default")
+        await until("default/default", has_default)
 
     run(ns_cluster, body)

@@ -5,54 +5,24 @@ threshold are deleted oldest first."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, started, until
 
 
 @pytest.fixture(scope="module")
 def gc_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path_factory.mktemp("podgc"),
-        runtime="fake",
-        extra_args=(
-            "--controllers",
-            "podgc",
-            "--controller-option",
-            "podgc.period=0.5",
-            "--controller-option",
-            "podgc.quarantine=1",
-            "--controller-option",
-            "podgc.terminated-threshold=2",
-        ),
-    )
-    proc.start()
-    try:
+        controllers="podgc",
+        options=("podgc.period=0.5", "podgc.quarantine=1", "podgc.terminated-threshold=2"),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-
-
-def run(proc: ClusterProcess, body: Callable[[Client], Awaitable[None]]) -> None:
-    async def go() -> None:
-        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-            await body(client)
-
-    asyncio.run(go())
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pod(name: str, node: str, **env: str) -> dict[str, Any]:

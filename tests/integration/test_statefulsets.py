@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, running_and_ready, started, until
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +29,10 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def sts_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
-        tmp_path_factory.mktemp("sts") / "c",
-        runtime="fake",
-        extra_args=("--nodes", "3", "--controllers", "statefulset,daemonset"),
-    )
-    proc.start()
-    try:
+    with started(
+        tmp_path_factory.mktemp("sts") / "c", nodes=3, controllers="statefulset,daemonset"
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def _sts(name: str, replicas: int = 3, image: str = "localhost/busybox:latest") -> Obj:
@@ -121,20 +116,6 @@ async def _binder(client: Client, root: Path) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
-def _ready(pod: Obj) -> bool:
-    return pod.get("status", {}).get("phase") == "Running" and any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in pod.get("status", {}).get("conditions") or []
-    )
-
-
 async def _pods(client: Client, app: str) -> dict[str, Obj]:
     items = (await client.list("v1", "pods", NS, labelSelector=f"app={app}"))["items"]
     return {p["metadata"]["name"]: p for p in items}
@@ -143,22 +124,21 @@ async def _pods(client: Client, app: str) -> dict[str, Obj]:
 async def _all_ready(client: Client, app: str, names: set[str]) -> bool:
     pods = await _pods(client, app)
     return set(pods) == names and all(
-        _ready(p) and not p["metadata"].get("deletionTimestamp") for p in pods.values()
+        running_and_ready(p) and not p["metadata"].get("deletionTimestamp") for p in pods.values()
     )
 
 
 def _run(sts_cluster: ClusterProcess, tmp: Path, body: Callable[[Client], Awaitable[None]]) -> None:
-    async def go() -> None:
-        async with Client(load_kubeconfig(sts_cluster.kubeconfig)) as client:
-            binder = asyncio.create_task(_binder(client, tmp / "pvs"))
-            try:
-                await body(client)
-            finally:
-                binder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await binder
+    async def go(client: Client) -> None:
+        binder = asyncio.create_task(_binder(client, tmp / "pvs"))
+        try:
+            await body(client)
+        finally:
+            binder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await binder
 
-    asyncio.run(go())
+    run(sts_cluster, go)
 
 
 def test_a_statefulset_of_three_starts_pods_in_order_each_with_its_own_claim(
@@ -170,13 +150,13 @@ def test_a_statefulset_of_three_starts_pods_in_order_each_with_its_own_claim(
         async def watch() -> None:
             async for ev in client.watch("v1", "pods", NS, labelSelector="app=web"):
                 obj = ev["object"]
-                seen.append((ev["type"], obj["metadata"]["name"], _ready(obj)))
+                seen.append((ev["type"], obj["metadata"]["name"], running_and_ready(obj)))
 
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0.5)
         try:
             await client.create("apps/v1", "statefulsets", _sts("web"), NS)
-            await _until(
+            await until(
                 "3 ready pods", lambda: _all_ready(client, "web", {"web-0", "web-1", "web-2"})
             )
         finally:
@@ -208,7 +188,7 @@ def test_a_statefulset_of_three_starts_pods_in_order_each_with_its_own_claim(
             st = (await client.get("apps/v1", "statefulsets", "web", NS)).get("status") or {}
             return st.get("readyReplicas") == 3 and st.get("currentReplicas") == 3
 
-        await _until("status", status_done)
+        await until("status", status_done)
         st = (await client.get("apps/v1", "statefulsets", "web", NS))["status"]
         assert st["currentRevision"] == st["updateRevision"]
         assert st["observedGeneration"] == sts["metadata"]["generation"]
@@ -222,9 +202,9 @@ def test_a_statefulset_of_three_starts_pods_in_order_each_with_its_own_claim(
         async def recreated() -> bool:
             now = await _pods(client, "web")
             pod = now.get("web-1")
-            return pod is not None and pod["metadata"]["uid"] != old and _ready(pod)
+            return pod is not None and pod["metadata"]["uid"] != old and running_and_ready(pod)
 
-        await _until("web-1 recreated", recreated)
+        await until("web-1 recreated", recreated)
         pod = (await _pods(client, "web"))["web-1"]
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert vols["data"]["persistentVolumeClaim"]["claimName"] == "data-web-1"
@@ -243,7 +223,7 @@ def test_a_statefulset_of_three_starts_pods_in_order_each_with_its_own_claim(
         await asyncio.sleep(0.5)
         try:
             await client.patch("apps/v1", "statefulsets", "web", {"spec": {"replicas": 1}}, NS)
-            await _until("scaled to 1", lambda: _all_ready(client, "web", {"web-0"}))
+            await until("scaled to 1", lambda: _all_ready(client, "web", {"web-0"}))
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, KubeError):
@@ -266,7 +246,7 @@ def test_a_rolling_update_goes_from_the_highest_ordinal_down_and_respects_the_pa
         }
         await client.create("apps/v1", "statefulsets", spec, NS)
         names = {f"roll-{i}" for i in range(4)}
-        await _until("4 ready pods", lambda: _all_ready(client, "roll", names))
+        await until("4 ready pods", lambda: _all_ready(client, "roll", names))
         first = {
             n: p["metadata"]["labels"]["controller-revision-hash"]
             for n, p in (await _pods(client, "roll")).items()
@@ -297,7 +277,7 @@ def test_a_rolling_update_goes_from_the_highest_ordinal_down_and_respects_the_pa
                     and pods["roll-2"]["metadata"]["labels"]["controller-revision-hash"] != old_rev
                 )
 
-            await _until("ordinals 3 and 2 updated", upper_updated)
+            await until("ordinals 3 and 2 updated", upper_updated)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, KubeError):
@@ -330,7 +310,7 @@ def test_a_rolling_update_goes_from_the_highest_ordinal_down_and_respects_the_pa
                 and s.get("readyReplicas") == 4
             )
 
-        await _until("update finished", finished)
+        await until("update finished", finished)
 
     _run(sts_cluster, tmp_path, body)
 
@@ -348,14 +328,14 @@ def test_a_parallel_statefulset_with_delete_retention_points_claims_at_set_then_
         created = await client.create("apps/v1", "statefulsets", spec, NS)
         uid = created["metadata"]["uid"]
         names = {f"par-{i}" for i in range(3)}
-        await _until("3 ready pods", lambda: _all_ready(client, "par", names))
+        await until("3 ready pods", lambda: _all_ready(client, "par", names))
         for i in range(3):
             claim = await client.get("v1", "persistentvolumeclaims", f"data-par-{i}", NS)
             refs = claim["metadata"]["ownerReferences"]
             assert [(r["kind"], r["uid"]) for r in refs] == [("StatefulSet", uid)]
         pod2 = (await _pods(client, "par"))["par-2"]
         await client.patch("apps/v1", "statefulsets", "par", {"spec": {"replicas": 1}}, NS)
-        await _until("scaled to 1", lambda: _all_ready(client, "par", {"par-0"}))
+        await until("scaled to 1", lambda: _all_ready(client, "par", {"par-0"}))
         claim = await client.get("v1", "persistentvolumeclaims", "data-par-2", NS)
         refs = claim["metadata"]["ownerReferences"]
         assert [(r["kind"], r["uid"]) for r in refs] == [("Pod", pod2["metadata"]["uid"])]

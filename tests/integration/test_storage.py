@@ -6,65 +6,38 @@ claims nothing can satisfy."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration import harness
+from tests.integration.harness import run, started
 
 pytestmark = pytest.mark.integration
 
 NS = "default"
 DEADLINE = 60.0
-CONTROLLERS = ("--controllers", "persistentvolume-binder,persistentvolume-provisioner")
+CONTROLLERS = "persistentvolume-binder,persistentvolume-provisioner"
 
 
 @pytest.fixture(scope="module")
 def storage_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path_factory.mktemp("storage") / "c",
-        runtime="fake",
-        extra_args=(
-            "--nodes",
-            "2",
-            *CONTROLLERS,
-            "--controller-option",
-            "persistentvolume-binder.resync-seconds=2",
-        ),
-    )
-    proc.start()
-    try:
+        nodes=2,
+        controllers=CONTROLLERS,
+        options=("persistentvolume-binder.resync-seconds=2",),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
-def run(proc: ClusterProcess, body: Callable[[Client], Awaitable[None]]) -> None:
-    async def go() -> None:
-        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-            await body(client)
-
-    asyncio.run(go())
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]]) -> Any:
-    """Poll ``check`` until it returns something truthy (or fail after the deadline)."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            found = await check()
-        except KubeError as exc:
-            if not exc.not_found:
-                raise
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
+# A missing object only means "not yet".
+until = functools.partial(harness.until, timeout=DEADLINE, tolerate=harness.not_found)
 
 
 def claim(name: str, size: str = "1Gi", cls: str | None = None, **spec: Any) -> dict[str, Any]:

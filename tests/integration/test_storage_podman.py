@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client, KubeError
 from tests.conftest import ClusterProcess
+from tests.integration.harness import run, started
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +24,14 @@ DEADLINE = 90.0
 
 @pytest.fixture
 def podman_cluster(tmp_path: Any) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
+    with started(
         tmp_path / "c",
         runtime="podman",
-        extra_args=("--controllers", "persistentvolume-binder,persistentvolume-provisioner"),
-    )
-    proc.start(timeout=60.0)
-    try:
+        controllers="persistentvolume-binder,persistentvolume-provisioner",
+        start_timeout=60.0,
+        stop_timeout=60.0,
+    ) as proc:
         yield proc
-    finally:
-        proc.stop(timeout=60.0)
 
 
 def _pod(name: str, command: str) -> dict[str, Any]:
@@ -72,42 +71,39 @@ async def _finished(client: Client, name: str) -> dict[str, Any]:
 def test_a_file_written_to_a_provisioned_volume_outlives_its_pod(
     podman_cluster: ClusterProcess,
 ) -> None:
-    async def body() -> None:
-        async with Client(load_kubeconfig(podman_cluster.kubeconfig)) as client:
-            claim = {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "notes"},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "64Mi"}},
-                },
-            }
-            await client.create("v1", "persistentvolumeclaims", claim, NS)
-            await client.create(
-                "v1", "pods", _pod("writer", "echo kept-across-pods > /data/note"), NS
-            )
-            await _finished(client, "writer")
-            bound = await client.get("v1", "persistentvolumeclaims", "notes", NS)
-            assert bound["status"]["phase"] == "Bound"
-            assert bound["spec"]["storageClassName"] == "local-path"
-            await client.delete("v1", "pods", "writer", NS)
-            deadline = time.monotonic() + DEADLINE
-            while True:
-                try:
-                    await client.get("v1", "pods", "writer", NS)
-                except KubeError as exc:
-                    if exc.not_found:
-                        break
-                    raise
-                assert time.monotonic() < deadline, "the writer pod was not deleted"
-                await asyncio.sleep(0.5)
-            await client.create("v1", "pods", _pod("reader", "cat /data/note"), NS)
-            await _finished(client, "reader")
-            logs = await client.get_raw(f"/api/v1/namespaces/{NS}/pods/reader/log")
-            assert logs.decode().strip() == "kept-across-pods"
-            volume = await client.get("v1", "persistentvolumes", bound["spec"]["volumeName"])
-            path = volume["spec"]["hostPath"]["path"]
-            assert path.startswith(str(podman_cluster.state_dir / "controllers" / "volumes"))
+    async def body(client: Client) -> None:
+        claim = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "notes"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "64Mi"}},
+            },
+        }
+        await client.create("v1", "persistentvolumeclaims", claim, NS)
+        await client.create("v1", "pods", _pod("writer", "echo kept-across-pods > /data/note"), NS)
+        await _finished(client, "writer")
+        bound = await client.get("v1", "persistentvolumeclaims", "notes", NS)
+        assert bound["status"]["phase"] == "Bound"
+        assert bound["spec"]["storageClassName"] == "local-path"
+        await client.delete("v1", "pods", "writer", NS)
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            try:
+                await client.get("v1", "pods", "writer", NS)
+            except KubeError as exc:
+                if exc.not_found:
+                    break
+                raise
+            assert time.monotonic() < deadline, "the writer pod was not deleted"
+            await asyncio.sleep(0.5)
+        await client.create("v1", "pods", _pod("reader", "cat /data/note"), NS)
+        await _finished(client, "reader")
+        logs = await client.get_raw(f"/api/v1/namespaces/{NS}/pods/reader/log")
+        assert logs.decode().strip() == "kept-across-pods"
+        volume = await client.get("v1", "persistentvolumes", bound["spec"]["volumeName"])
+        path = volume["spec"]["hostPath"]["path"]
+        assert path.startswith(str(podman_cluster.state_dir / "controllers" / "volumes"))
 
-    asyncio.run(body())
+    run(podman_cluster, body)

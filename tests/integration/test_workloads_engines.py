@@ -7,15 +7,16 @@ cluster's stop removes every container, even on failure."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kubeclient.rest import Client, KubeError, load_kubeconfig
+from kubeclient.rest import Client
 from tests.conftest import ClusterProcess
+from tests.integration import harness
+from tests.integration.harness import run, started
 
 BUSYBOX = "localhost/busybox:latest"
 DEADLINE = 120.0
@@ -25,37 +26,17 @@ DEADLINE = 120.0
 def engine_cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterProcess]:
-    proc = ClusterProcess(
-        tmp_path_factory.mktemp(f"workloads-{request.param}"), runtime=request.param
-    )
-    proc.start(timeout=60.0)
-    try:
+    with started(
+        tmp_path_factory.mktemp(f"workloads-{request.param}"),
+        runtime=request.param,
+        start_timeout=60.0,
+        stop_timeout=90.0,
+    ) as proc:
         yield proc
-    finally:
-        proc.stop(timeout=90.0)
 
 
-def run(proc: ClusterProcess, body: Callable[[Client], Awaitable[None]]) -> None:
-    async def go() -> None:
-        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
-            await body(client)
-
-    asyncio.run(go())
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = await check()
-        except KubeError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+# Any API error only means "not yet" on a slow engine.
+until = functools.partial(harness.until, timeout=DEADLINE, step=0.5, tolerate=harness.any_error)
 
 
 def container(command: str, **extra: Any) -> dict[str, Any]:

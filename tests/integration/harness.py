@@ -1,0 +1,124 @@
+"""Shared harness of the integration tests that drive a ``gitops cluster up`` process:
+``started`` runs a :class:`ClusterProcess` for the length of a fixture, ``run`` hands a
+test body a connected kubeclient :class:`Client`, and ``until`` polls a check until it
+holds (or fails the test after a deadline), and ``kubectl`` runs kubectl 1.35 against it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubeclient.rest import Client, KubeError, load_kubeconfig
+from tests.conftest import ClusterProcess, kubectl_binary
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def started(
+    state_dir: Path,
+    *,
+    runtime: str = "fake",
+    nodes: int | None = None,
+    controllers: str | None = None,
+    options: tuple[str, ...] = (),
+    start_timeout: float | None = None,
+    stop_timeout: float | None = None,
+) -> Iterator[ClusterProcess]:
+    """A cluster process in ``state_dir`` with ``--nodes nodes``, ``--controllers
+    controllers`` and one ``--controller-option`` per entry of ``options`` (each left out
+    when not given), started and, whatever happens, stopped again. The timeouts default
+    to :class:`ClusterProcess`'s own."""
+    args: list[str] = []
+    if nodes is not None:
+        args += ["--nodes", str(nodes)]
+    if controllers is not None:
+        args += ["--controllers", controllers]
+    for option in options:
+        args += ["--controller-option", option]
+    proc = ClusterProcess(state_dir, runtime=runtime, extra_args=tuple(args))
+    if start_timeout is None:
+        proc.start()
+    else:
+        proc.start(timeout=start_timeout)
+    try:
+        yield proc
+    finally:
+        if stop_timeout is None:
+            proc.stop()
+        else:
+            proc.stop(timeout=stop_timeout)
+
+
+def run(proc: ClusterProcess, body: Callable[[Client], Awaitable[T]]) -> T:
+    """Run ``body`` with a client of ``proc``'s cluster in a fresh event loop."""
+
+    async def go() -> T:
+        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
+            return await body(client)
+
+    return asyncio.run(go())
+
+
+def not_found(exc: KubeError) -> bool:
+    """For ``until(tolerate=...)``: a missing object only means "not yet"."""
+    return exc.not_found
+
+
+def any_error(exc: KubeError) -> bool:
+    """For ``until(tolerate=...)``: every API error only means "not yet"."""
+    return True
+
+
+async def until(
+    what: str,
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 60.0,
+    step: float = 0.2,
+    tolerate: Callable[[KubeError], bool] | None = None,
+) -> Any:
+    """Poll ``check`` every ``step`` seconds until it returns something truthy, and return
+    that; fail naming ``what`` (and the last result) once ``timeout`` seconds have passed.
+    A :class:`KubeError` that ``tolerate`` accepts counts as a falsy result; any other
+    error is raised."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+        except KubeError as exc:
+            if tolerate is None or not tolerate(exc):
+                raise
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+        await asyncio.sleep(step)
+
+
+def running_and_ready(pod: dict[str, Any]) -> bool:
+    """The pod is Running with its Ready condition True."""
+    return pod.get("status", {}).get("phase") == "Running" and any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
+
+
+def kubectl(proc: ClusterProcess, *args: str) -> str:
+    """``kubectl`` 1.35 against ``proc``'s cluster; its output, asserting it succeeded."""
+    out = subprocess.run(
+        [kubectl_binary("1.35"), *args],
+        capture_output=True,
+        text=True,
+        env=proc.env(),
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
