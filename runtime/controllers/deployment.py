@@ -51,6 +51,8 @@ from kubeclient.rest import KubeError
 from kubeclient.workqueue import WorkQueue, run_workers
 from runtime.controllers.common import (
     Obj,
+    add_claim_indexes,
+    claim_candidates,
     controller_ref,
     is_terminating,
     labels_of,
@@ -511,6 +513,7 @@ class DeploymentController:
         self.pods = ctx.informers.informer("v1", "pods")
         self.deployments.add_index("deployment:namespace", _ns_index)
         self.rses.add_index("deployment:namespace", _ns_index)
+        add_claim_indexes(self.rses)
         self.pods.add_index("deployment:controller-uid", _controller_uid_index)
         self.deployments.on(
             add=lambda d: self.queue.add(key_of(d)),
@@ -635,12 +638,11 @@ class DeploymentController:
     # --- claiming ---------------------------------------------------------------------------
     async def _claim(self, d: Obj) -> list[Obj]:
         """Kubernetes' ClaimReplicaSets; the claimed ReplicaSets as private copies."""
-        ns = str((d.get("metadata") or {}).get("namespace") or "")
         selector = (d.get("spec") or {}).get("selector")
         uid = _uid(d)
         claimed: list[Obj] = []
         can_adopt: bool | None = None
-        for rs in self.rses.by_index("deployment:namespace", ns):
+        for rs in claim_candidates(self.rses, d):
             ref = controller_ref(rs)
             matches = selector_matches(selector, labels_of(rs))
             if ref is not None:

@@ -37,12 +37,14 @@ from typing import Any
 
 import structlog
 
-from kubeclient.informer import key_of, split_key
+from kubeclient.informer import key_of
 from kubeclient.rest import KubeError
 from kubeclient.workqueue import WorkQueue, run_workers
 from runtime.controllers.common import (
     Expectations,
     Obj,
+    add_claim_indexes,
+    claim_candidates,
     controller_ref,
     is_pod_active,
     is_pod_available,
@@ -366,6 +368,7 @@ class ReplicaSetController:
         self.owners.add_index(self._ns, _ns_index)
         self.owners.add_index(self._owner_uid, _controller_uid_index)
         self.pods.add_index(self._ns, _ns_index)
+        add_claim_indexes(self.pods)
         self.owners.on(add=self._owner_added, update=self._owner_updated, delete=self._owner_gone)
         self.pods.on(add=self._pod_added, update=self._pod_updated, delete=self._pod_deleted)
 
@@ -471,9 +474,8 @@ class ReplicaSetController:
             self._deleting.pop(key, None)
             return
         satisfied = self.expectations.satisfied(key)
-        namespace, _ = split_key(key)
         selector = self.kind.selector(owner)
-        candidates = [p for p in self.pods.by_index(self._ns, namespace) if is_pod_active(p)]
+        candidates = [p for p in claim_candidates(self.pods, owner) if is_pod_active(p)]
         pods = await self._claim(owner, selector, candidates)
         manage_error: str | None = None
         deleted: set[str] = set()
