@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import heapq
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -125,9 +126,39 @@ def _uid(pod: Mapping[str, Any]) -> str:
     return str((pod.get("metadata") or {}).get("uid") or "")
 
 
-def _compare_times(
-    a: Mapping[str, Any], b: Mapping[str, Any], ta: float | None, tb: float | None, now: float
-) -> int:
+@dataclass(frozen=True)
+class _Rank:
+    """What the deletion order compares of one pod, computed once per sort."""
+
+    pod: Obj
+    uid: str
+    assigned: bool
+    phase: int
+    ready: bool
+    cost: int
+    related: int
+    ready_time: float | None
+    restarts: tuple[int, int]
+    created: float | None
+
+    @staticmethod
+    def of(pod: Obj, related: int) -> _Rank:
+        ready = is_pod_ready(pod)
+        return _Rank(
+            pod=pod,
+            uid=_uid(pod),
+            assigned=bool((pod.get("spec") or {}).get("nodeName")),
+            phase=_PHASE_RANK.get(pod_phase(pod), 0),
+            ready=ready,
+            cost=_deletion_cost(pod),
+            related=related,
+            ready_time=_ready_time(pod) if ready else None,
+            restarts=_max_restarts(pod),
+            created=parse_time((pod.get("metadata") or {}).get("creationTimestamp")),
+        )
+
+
+def _compare_times(a: _Rank, b: _Rank, ta: float | None, tb: float | None, now: float) -> int:
     """-1 when ``a`` (time ``ta``) goes first: empty < newer < older, by log buckets."""
     if ta is None or tb is None:
         # afterOrZero: a zero time goes first.
@@ -136,53 +167,41 @@ def _compare_times(
         return -1 if ta is None else 1
     diff = _log_rank_diff(ta, tb, now)
     if diff == 0:
-        ua, ub = _uid(a), _uid(b)
-        return -1 if ua < ub else (1 if ua > ub else 0)
+        return -1 if a.uid < b.uid else (1 if a.uid > b.uid else 0)
     return -1 if diff < 0 else 1
 
 
-def _compare(a: Obj, b: Obj, rank_a: int, rank_b: int, now: float) -> int:
+def _compare(a: _Rank, b: _Rank, now: float) -> int:
     """Kubernetes' ActivePodsWithRanks.Less as a comparison: negative when ``a`` is the
     less valuable pod (deleted first)."""
     # 1. Unassigned < assigned.
-    node_a = bool((a.get("spec") or {}).get("nodeName"))
-    node_b = bool((b.get("spec") or {}).get("nodeName"))
-    if node_a != node_b:
-        return -1 if not node_a else 1
+    if a.assigned != b.assigned:
+        return -1 if not a.assigned else 1
     # 2. Pending < Unknown < Running.
-    pa = _PHASE_RANK.get(pod_phase(a), 0)
-    pb = _PHASE_RANK.get(pod_phase(b), 0)
-    if pa != pb:
-        return -1 if pa < pb else 1
+    if a.phase != b.phase:
+        return -1 if a.phase < b.phase else 1
     # 3. Not ready < ready.
-    ra, rb = is_pod_ready(a), is_pod_ready(b)
-    if ra != rb:
-        return -1 if not ra else 1
+    if a.ready != b.ready:
+        return -1 if not a.ready else 1
     # 4. Lower pod-deletion-cost < higher.
-    ca, cb = _deletion_cost(a), _deletion_cost(b)
-    if ca != cb:
-        return -1 if ca < cb else 1
+    if a.cost != b.cost:
+        return -1 if a.cost < b.cost else 1
     # 5. Doubled up (more related pods on the same node) < not.
-    if rank_a != rank_b:
-        return -1 if rank_a > rank_b else 1
+    if a.related != b.related:
+        return -1 if a.related > b.related else 1
     # 6. Ready for less time < more time.
-    if ra and rb:
-        ta, tb = _ready_time(a), _ready_time(b)
-        if ta != tb:
-            found = _compare_times(a, b, ta, tb, now)
-            if found:
-                return found
+    if a.ready and b.ready and a.ready_time != b.ready_time:
+        found = _compare_times(a, b, a.ready_time, b.ready_time, now)
+        if found:
+            return found
     # 7. More restarts < fewer restarts (regular containers, then sidecars).
-    xa, xb = _max_restarts(a), _max_restarts(b)
-    if xa[0] != xb[0]:
-        return -1 if xa[0] > xb[0] else 1
-    if xa[1] != xb[1]:
-        return -1 if xa[1] > xb[1] else 1
+    if a.restarts[0] != b.restarts[0]:
+        return -1 if a.restarts[0] > b.restarts[0] else 1
+    if a.restarts[1] != b.restarts[1]:
+        return -1 if a.restarts[1] > b.restarts[1] else 1
     # 8. Newer < older (empty creation time first).
-    ka = parse_time((a.get("metadata") or {}).get("creationTimestamp"))
-    kb = parse_time((b.get("metadata") or {}).get("creationTimestamp"))
-    if ka != kb:
-        return _compare_times(a, b, ka, kb, now)
+    if a.created != b.created:
+        return _compare_times(a, b, a.created, b.created, now)
     return 0
 
 
@@ -203,22 +222,31 @@ def deletion_order(
     """``pods`` sorted least valuable first: the order in which a scale-down deletes."""
     at = time.time() if now is None else now
     rank_list = list(ranks) if ranks is not None else [0] * len(pods)
-    indexed: list[tuple[Obj, int]] = list(zip(pods, rank_list, strict=True))
+    records = [_Rank.of(p, r) for p, r in zip(pods, rank_list, strict=True)]
 
-    def cmp(x: tuple[Obj, int], y: tuple[Obj, int]) -> int:
-        return _compare(x[0], y[0], x[1], y[1], at)
+    def cmp(x: _Rank, y: _Rank) -> int:
+        return _compare(x, y, at)
 
-    indexed.sort(key=cmp_to_key(cmp))
-    return [p for p, _ in indexed]
+    records.sort(key=cmp_to_key(cmp))
+    return [r.pod for r in records]
 
 
 def pods_to_delete(
     pods: Sequence[Obj], related: Sequence[Obj], diff: int, now: float | None = None
 ) -> list[Obj]:
     """The ``diff`` pods a scale-down deletes (Kubernetes' getPodsToDelete)."""
-    if diff < len(pods):
-        pods = deletion_order(pods, related_pod_ranks(pods, related), now)
-    return list(pods[:diff])
+    if diff >= len(pods):
+        return list(pods)
+    at = time.time() if now is None else now
+    ranks = related_pod_ranks(pods, related)
+    records = [_Rank.of(p, r) for p, r in zip(pods, ranks, strict=True)]
+
+    # The least valuable ``diff`` only: O(n log diff), not a full sort per scale-down step.
+    def cmp(x: _Rank, y: _Rank) -> int:
+        return _compare(x, y, at)
+
+    chosen = heapq.nsmallest(diff, records, key=cmp_to_key(cmp))
+    return [r.pod for r in chosen]
 
 
 def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH) -> list[int]:
