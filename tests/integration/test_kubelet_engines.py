@@ -47,7 +47,11 @@ def engine(
             pytest.fail(f"{name} has no {BUSYBOX}: run scripts/test.sh (ensure_busybox_images)")
         await runtime.close()
 
-    asyncio.run(check())
+    try:
+        asyncio.run(check())
+    except BaseException:
+        server.stop()  # a failed check must not leave the API server running
+        raise
     try:
         yield name, server
     finally:
