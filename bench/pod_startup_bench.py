@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -183,6 +184,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         with contextlib.suppress(Exception):
             server.stop()
+        shutil.rmtree(state, ignore_errors=True)
     return {
         "runtime": args.runtime,
         "pods": args.pods,
