@@ -38,7 +38,7 @@ from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
-from runtime.api import quantity
+from runtime.api import downward, quantity
 from runtime.api.downward import split_subscript
 from runtime.kubelet.sources import CachedSource, ObjectSource, SourceError
 
@@ -134,25 +134,6 @@ def expand_with(value: str, lookup: Callable[[str], str]) -> str:
 
 # --- downward API ---------------------------------------------------------------------
 
-_FIELD_LABELS = frozenset(
-    {
-        "metadata.annotations",
-        "metadata.labels",
-        "metadata.name",
-        "metadata.namespace",
-        "metadata.uid",
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.serviceAccountName",
-        "spec.schedulerName",
-        "status.phase",
-        "status.hostIP",
-        "status.hostIPs",
-        "status.podIP",
-        "status.podIPs",
-    }
-)
-
 
 def go_quote(text: str) -> str:
     """Go's ``strconv.Quote``: a double-quoted string with Go escapes."""
@@ -219,7 +200,7 @@ def field_value(
         raise ValueError(f"field label does not support subscript: {field_path}")
     if field_path == "spec.host":  # what old v1 clients sent
         field_path = "spec.nodeName"
-    if field_path not in _FIELD_LABELS:
+    if field_path not in downward.CONVERTIBLE_FIELD_PATHS:
         raise ValueError(f"field label not supported: {field_path}")
     spec = pod.get("spec") or {}
     ips = [ip for ip in pod_ips if ip] or ([pod_ip] if pod_ip else [])
