@@ -24,10 +24,11 @@ from typing import Any
 import orjson
 import structlog
 
-from runtime.api import admission, decode, errors, patch, ssa, storageclasses
-from runtime.api.errors import ApiError
+from kubemodel import errors, patch
+from kubemodel.errors import ApiError
+from kubemodel.schema import Node, Schemas
+from runtime.api import admission, decode, ssa, storageclasses
 from runtime.api.registry import CustomInfo, Registry, ResourceInfo
-from runtime.api.schema import Node, Schemas
 from runtime.api.selectors import (
     FieldSelector,
     LabelSelector,

@@ -3,7 +3,7 @@
 :mod:`runtime.api.protobuf` reads these tables to turn ``application/vnd.kubernetes.protobuf``
 request bodies into the JSON objects the API works with. They hold only the facts the
 decoder needs; the meaning of each field lives in the OpenAPI definitions
-(:mod:`runtime.api.schema`).
+(:mod:`kubemodel.schema`).
 
 ``KINDS`` maps ``"<apiVersion>/<kind>"`` to a message name. ``MESSAGES`` maps a message
 name to its fields, in Go struct order (which is the order of Kubernetes' JSON output),
@@ -27,7 +27,7 @@ value, element type) were read from the Go reflection metadata (struct tags and 
 descriptors) of the kubectl v1.35 binary, the same structs ``go-to-protobuf`` generates
 the ``generated.proto`` files of k8s.io/api from; field numbers were spot-checked against
 those ``generated.proto`` files. Only types with an OpenAPI definition in
-:mod:`runtime.api.schema`, and what they reference, are listed, and ``KINDS`` comes from
+:mod:`kubemodel.schema`, and what they reference, are listed, and ``KINDS`` comes from
 the definitions' ``x-kubernetes-group-version-kind``. The wire type of a field follows
 from its Go type (``go-to-protobuf``'s rule), not from the struct tag, which is
 sometimes stale. ``tests/unit/test_protobuf.py`` checks every entry against the OpenAPI

@@ -35,7 +35,8 @@ from typing import Any
 
 import orjson
 
-from runtime.api import errors, proto_schema
+from kubemodel import errors
+from runtime.api import proto_schema
 
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
@@ -620,7 +621,7 @@ def _to_json(msg: _Message, values: dict[int, Any]) -> dict[str, Any]:
 def decode(body: bytes) -> dict[str, Any]:
     """Decode a ``k8s\\x00``-prefixed protobuf body into the object's JSON dict.
 
-    Raises :class:`~runtime.api.errors.ApiError` 415 when the body's apiVersion/kind has
+    Raises :class:`~kubemodel.errors.ApiError` 415 when the body's apiVersion/kind has
     no protobuf table here (or uses an encoding this decoder does not read), and 400 when
     the bytes are not valid protobuf for it.
     """

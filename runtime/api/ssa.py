@@ -8,7 +8,7 @@ manager identity, timestamps, metadata stripping) on top of a port of
 ``sigs.k8s.io/structured-merge-diff`` (typed compare, merge, field sets, pruning).
 
 Field semantics come from the OpenAPI schema node of the kind (see
-:mod:`runtime.api.schema`): ``x-kubernetes-list-type`` (atomic, set, map with
+:mod:`kubemodel.schema`): ``x-kubernetes-list-type`` (atomic, set, map with
 ``x-kubernetes-list-map-keys``), ``x-kubernetes-map-type`` (granular or atomic), and,
 for lists without those markers, the strategic-merge ``x-kubernetes-patch-strategy``
 and ``x-kubernetes-patch-merge-key`` as Kubernetes' schema conversion reads them.
@@ -33,10 +33,10 @@ from typing import Any, Final
 
 import orjson
 
+from kubemodel.errors import ApiError, Cause
+from kubemodel.schema import Node, Schemas, type_of
 from runtime.api import fieldpath as fp
-from runtime.api.errors import ApiError, Cause
 from runtime.api.fieldpath import MEMBER, FieldSet
-from runtime.api.schema import Node, Schemas, type_of
 
 __all__ = [
     "BEFORE_FIRST_APPLY",

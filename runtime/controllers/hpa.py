@@ -56,8 +56,8 @@ import structlog
 from kubeclient.informer import key_of, split_key
 from kubeclient.rest import KubeError
 from kubeclient.workqueue import WorkQueue, run_workers
+from kubemodel.errors import ApiError
 from runtime.api import quantity
-from runtime.api.errors import ApiError
 from runtime.api.selectors import parse_label_selector
 from runtime.controllers.common import now_rfc3339, parse_time, pod_condition
 from runtime.controllers.manager import ControllerContext

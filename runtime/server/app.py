@@ -5,7 +5,7 @@ the official clients, the reconciler, and in later issues the kubelets, schedule
 controllers. It authenticates the bearer token, routes ``/api`` and ``/apis`` paths to
 resources and subresources, negotiates content (JSON, YAML bodies, the four patch
 types, ``as=Table``, ``as=PartialObjectMetadata``, gzip), streams watches as chunked
-JSON lines, and renders every :class:`~runtime.api.errors.ApiError` as a ``Status``.
+JSON lines, and renders every :class:`~kubemodel.errors.ApiError` as a ``Status``.
 The semantics live in :mod:`runtime.api.objects`; this module only translates HTTP.
 """
 
@@ -27,8 +27,9 @@ import orjson
 import structlog
 import yaml
 
-from runtime.api import errors, protobuf
-from runtime.api.errors import ApiError
+from kubemodel import errors
+from kubemodel.errors import ApiError
+from runtime.api import protobuf
 from runtime.api.objects import ObjectAPI, WriteOptions, WriteResult
 from runtime.api.registry import ResourceInfo
 from runtime.api.selectors import FieldRequirement, FieldSelector, LabelSelector
@@ -670,7 +671,7 @@ class ApiApp:
             if not isinstance(body, dict):
                 raise errors.bad_request("the body must be a Scale object")
         elif req.method == "PATCH":
-            from runtime.api import patch as patching
+            from kubemodel import patch as patching
 
             ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
             kind = PATCH_TYPES.get(ctype)

@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 import structlog
 
-from runtime.api import errors
-from runtime.api.errors import ApiError
+from kubemodel import errors
+from kubemodel.errors import ApiError
 from runtime.api.objects import ObjectAPI
 from runtime.api.selectors import NO_FIELDS
 

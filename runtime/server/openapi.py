@@ -14,7 +14,7 @@ Clients read these documents to learn the shape of every served kind:
   ``fieldValidation``) the PATCH operation of a kind accepts.
 * Other clients read the Swagger 2.0 JSON.
 
-The definitions come from :func:`runtime.api.schema.builtin` (the official Kubernetes
+The definitions come from :func:`kubemodel.schema.builtin` (the official Kubernetes
 definitions, stored in JSON-schema form) and are converted back to what kube-apiserver
 serves: ``#/definitions/…`` (v2) or ``#/components/schemas/…`` (v3) references, one
 ``type`` string, ``int-or-string`` formats, the ``x-kubernetes-*`` markers kept. Only
@@ -54,8 +54,8 @@ from typing import Any
 import orjson
 import yaml
 
+from kubemodel.schema import KUBERNETES_VERSION, Schemas, builtin
 from runtime.api.registry import Registry, ResourceInfo
-from runtime.api.schema import KUBERNETES_VERSION, Schemas, builtin
 
 __all__ = [
     "V2_PROTOBUF_CONTENT_TYPE",
@@ -1290,7 +1290,7 @@ def _hash(body: bytes) -> str:
 class OpenAPI:
     """The ``/openapi/v2`` and ``/openapi/v3`` documents of the resources a registry serves.
 
-    ``schemas`` defaults to :func:`runtime.api.schema.builtin`; ``version`` is what
+    ``schemas`` defaults to :func:`kubemodel.schema.builtin`; ``version`` is what
     ``info.version`` says (the Kubernetes version the server reports).
     """
 

@@ -20,7 +20,7 @@ from types import TracebackType
 import structlog
 import uvicorn
 
-from runtime.api import schema
+from kubemodel import schema
 from runtime.api.objects import ApiOptions, ObjectAPI
 from runtime.api.registry import Registry
 from runtime.api.store import Store, StoreOptions

@@ -35,7 +35,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from runtime.api.errors import bad_request, not_acceptable
+from kubemodel.errors import bad_request, not_acceptable
 from runtime.api.registry import ResourceInfo
 
 __all__ = [
@@ -1903,7 +1903,7 @@ def _openapi_doc(ref: str) -> str:
     type_path, _, field = ref.rpartition(".")
     prefix = "io.k8s.apimachinery.pkg.apis." if type_path.startswith("meta.") else "io.k8s.api."
     try:
-        from runtime.api.schema import builtin
+        from kubemodel.schema import builtin
 
         definition = builtin().definitions.get(prefix + type_path) or _EMPTY
     except Exception:  # the schema package is missing or unreadable: no description
@@ -2481,7 +2481,7 @@ def to_table(
     ``resource_version``, ``continue_token`` and ``remaining`` become the Table's list
     metadata (for a get of one object, pass that object's resourceVersion).
     ``api_version`` is ``meta.k8s.io/v1`` or ``meta.k8s.io/v1beta1``, as the Accept header
-    asked. Raises :class:`~runtime.api.errors.ApiError` (400 / 406) for other values.
+    asked. Raises :class:`~kubemodel.errors.ApiError` (400 / 406) for other values.
     """
     include_object = _check(include_object, api_version)
     columns, rows, _ = _convert(info, objects, now, include_object, api_version)

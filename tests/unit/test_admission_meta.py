@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from kubemodel.errors import invalid_object
 from runtime.api import admission
-from runtime.api.errors import invalid_object
 from runtime.api.registry import Registry
 
 REGISTRY = Registry()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from runtime.api import schema
-from runtime.api.errors import ApiError
+from kubemodel import schema
+from kubemodel.errors import ApiError
 from runtime.api.objects import ApiOptions, ObjectAPI, WriteOptions
 from runtime.api.registry import Registry, ResourceInfo
 from runtime.api.selectors import NO_FIELDS, parse_label_selector

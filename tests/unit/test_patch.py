@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime.api import schema
-from runtime.api.errors import ApiError
-from runtime.api.patch import (
+from kubemodel import schema
+from kubemodel.errors import ApiError
+from kubemodel.patch import (
     MAX_JSON_PATCH_OPERATIONS,
     PatchRejected,
     json_patch,

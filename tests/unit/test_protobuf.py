@@ -33,8 +33,9 @@ from typing import Any
 
 import pytest
 
-from runtime.api import proto_schema, protobuf, schema
-from runtime.api.errors import ApiError
+from kubemodel import schema
+from kubemodel.errors import ApiError
+from runtime.api import proto_schema, protobuf
 
 # --------------------------------------------------------------------------- encoder
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.api.errors import ApiError
+from kubemodel.errors import ApiError
 from runtime.api.selectors import (
     allowed_fields,
     from_label_selector_object,

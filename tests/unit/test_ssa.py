@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kubemodel import schema
+from kubemodel.errors import ApiError
 from runtime.api import fieldpath as fp
-from runtime.api import schema, ssa
-from runtime.api.errors import ApiError
+from runtime.api import ssa
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "ssa"
 SCHEMAS = schema.builtin()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime.api.errors import ApiError
+from kubemodel.errors import ApiError
 from runtime.api.registry import CustomInfo, Registry, ResourceInfo
 from runtime.server.tables import (
     JsonPathError,

@@ -2,9 +2,9 @@
 
 The store calls :func:`default` on every object it is about to write (after setting
 ``metadata.uid`` on create) and then :func:`validate`, which returns the reasons to
-reject it as :class:`~runtime.api.errors.Cause` values worded and pathed as Kubernetes
+reject it as :class:`~kubemodel.errors.Cause` values worded and pathed as Kubernetes
 words them; the server turns a non-empty list into a 422 ``Invalid`` Status with
-:func:`runtime.api.errors.invalid_object`.
+:func:`kubemodel.errors.invalid_object`.
 
 * every kind gets metadata validation (name rules per kind, labels, annotations,
   owner references, finalizers, namespace vs scope; immutable name/namespace/uid);
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.api.errors import Cause
+from kubemodel.errors import Cause
 from runtime.api.registry import REVIEW_RESOURCES, ResourceInfo
 
 from . import _names as names
@@ -154,7 +154,7 @@ def _dedupe(causes: list[Cause]) -> list[Cause]:
 
 def _type_causes(info: ResourceInfo, obj: Obj) -> list[Cause]:
     """Wrong JSON types, found by walking the official schema (only after a failure)."""
-    from runtime.api import schema as schemas
+    from kubemodel import schema as schemas
 
     registry = schemas.builtin()
     root = registry.root(info.group, info.version, info.kind)

@@ -1,6 +1,6 @@
 """Causes worded as Kubernetes' ``field.Error`` values render them.
 
-``runtime.api.errors`` has the common constructors; this module adds the ones admission
+``kubemodel.errors`` has the common constructors; this module adds the ones admission
 needs beyond them (a ``Required value`` with a detail, ``Too many``, ``Not found``) and
 renders the *bad value* of an ``Invalid``/``Duplicate``/``Unsupported`` cause the way Go
 prints it: strings quoted, numbers and booleans bare, and composite values (label maps,
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.api.errors import Cause
+from kubemodel.errors import Cause
 
 
 class Go(str):

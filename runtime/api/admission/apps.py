@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api.errors import Cause
+from kubemodel.errors import Cause
 
 from . import _names as names
 from ._causes import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runtime.api.errors import Cause
+from kubemodel.errors import Cause
 
 from . import _names as names
 from ._causes import (

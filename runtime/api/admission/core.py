@@ -14,8 +14,8 @@ import binascii
 import json
 from typing import Any
 
+from kubemodel.errors import Cause
 from runtime.api import quantity as _quantity
-from runtime.api.errors import Cause
 
 from . import _names as names
 from ._causes import (

@@ -29,7 +29,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from runtime.api.errors import Cause
+from kubemodel.errors import Cause
 from runtime.api.registry import ResourceInfo
 
 from . import _names as names

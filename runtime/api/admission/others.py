@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubemodel.errors import Cause
 from runtime.api import quantity as _quantity
-from runtime.api.errors import Cause
 
 from . import _names as names
 from ._causes import (

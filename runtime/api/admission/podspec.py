@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubemodel.errors import Cause
 from runtime.api import quantity as _quantity
 from runtime.api.downward import CONVERTIBLE_FIELD_PATHS, split_subscript
-from runtime.api.errors import Cause
 
 from . import _names as names
 from ._causes import (

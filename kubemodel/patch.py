@@ -10,13 +10,13 @@ The HTTP layer calls one of these for ``PATCH`` requests, picked by ``Content-Ty
 * :func:`strategic_merge_patch` — ``application/strategic-merge-patch+json``, following
   ``k8s.io/apimachinery/pkg/util/strategicpatch`` (server side: parallel lists merged,
   unmatched nulls ignored), driven by the OpenAPI markers ``x-kubernetes-patch-strategy``
-  and ``x-kubernetes-patch-merge-key`` (see :mod:`runtime.api.schema`) instead of Go
+  and ``x-kubernetes-patch-merge-key`` (see :mod:`kubemodel.schema`) instead of Go
   struct tags. kube-apiserver refuses this patch type for custom resources (415); that
   check belongs to the caller.
 
 Every function takes the current object and the decoded patch body, never mutates either
 (the object may be a shared, read-only cached object) and returns a new object that shares
-no container with its inputs. A bad patch raises :class:`~runtime.api.errors.ApiError`
+no container with its inputs. A bad patch raises :class:`~kubemodel.errors.ApiError`
 with kube-apiserver's code, reason and message:
 
 * a body of the wrong JSON type is ``400 BadRequest`` with Go's decoding message, e.g.
@@ -62,8 +62,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from runtime.api.errors import ApiError, bad_request, invalid, invalid_object
-from runtime.api.schema import Node, Schemas, patch_merge_key, patch_strategies
+from kubemodel.errors import ApiError, bad_request, invalid, invalid_object
+from kubemodel.schema import Node, Schemas, patch_merge_key, patch_strategies
 
 __all__ = [
     "MAX_JSON_PATCH_OPERATIONS",
