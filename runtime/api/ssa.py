@@ -33,10 +33,10 @@ from typing import Any, Final
 
 import orjson
 
+from kubemodel import fieldpath as fp
 from kubemodel.errors import ApiError, Cause
+from kubemodel.fieldpath import MEMBER, FieldSet
 from kubemodel.schema import Node, Schemas, type_of
-from runtime.api import fieldpath as fp
-from runtime.api.fieldpath import MEMBER, FieldSet
 
 __all__ = [
     "BEFORE_FIRST_APPLY",

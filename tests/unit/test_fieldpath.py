@@ -1,10 +1,10 @@
-"""Field paths and field sets (runtime.api.fieldpath), pinned to Kubernetes' FieldsV1 format."""
+"""Field paths and field sets (kubemodel.fieldpath), pinned to Kubernetes' FieldsV1 format."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime.api import fieldpath as fp
+from kubemodel import fieldpath as fp
 
 
 def test_path_elements_are_spelled_as_in_fields_v1() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kubemodel import fieldpath as fp
 from kubemodel import schema
 from kubemodel.errors import ApiError
-from runtime.api import fieldpath as fp
 from runtime.api import ssa
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "ssa"
