@@ -74,12 +74,14 @@ async def revision(client: Client) -> int:
     return int(listed["metadata"]["resourceVersion"])
 
 
-async def wait_until(check: Any, timeout: float, what: str) -> None:
+async def wait_until(check: Any, timeout: float, what: str, every: float = 0.25) -> None:
+    """Poll ``check`` every ``every`` seconds (a long period for checks that list many
+    objects: the cluster shares its one core with answering them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
             return
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
     raise TimeoutError(f"{what} did not happen within {timeout:g} s")
 
 
@@ -117,6 +119,79 @@ class Phase:
             "api_writes_per_pod": round(self.writes / max(self.pods, 1), 2),
             "cluster_cpu_seconds": round(self.cpu_used, 1),
         }
+
+
+async def big(client: Client) -> dict[str, Any]:
+    return await client.get("apps/v1", "deployments", "big", "default")
+
+
+async def scale_up(client: Client, pid: int, replicas: int) -> dict[str, Any]:
+    """Deployment ``big`` created at 0 replicas, then scaled to ``replicas``."""
+    await client.create("apps/v1", "deployments", deployment("big", 0, "bench:v1"), "default")
+    async with Phase(client, pid, "scale_up", replicas) as phase:
+        await client.patch(
+            "apps/v1", "deployments", "big", {"spec": {"replicas": replicas}}, "default"
+        )
+
+        async def all_ready() -> bool:
+            return rolled_out(await big(client), replicas)
+
+        await wait_until(all_ready, 1800, f"{replicas} replicas ready")
+    return phase.figures()
+
+
+async def rolling_update(client: Client, pid: int, replicas: int) -> dict[str, Any]:
+    """A new image for ``big``, until every replica is updated and the old set is empty."""
+    async with Phase(client, pid, "rolling_update", replicas) as phase:
+        template = {"spec": {"containers": [{"name": "c", "image": "bench:v2"}]}}
+        await client.patch(
+            "apps/v1", "deployments", "big", {"spec": {"template": template}}, "default"
+        )
+
+        async def rolled() -> bool:
+            if not rolled_out(await big(client), replicas):
+                return False
+            sets = await client.list("apps/v1", "replicasets", "default", labelSelector="app=big")
+            return all(
+                (rs.get("status") or {}).get("replicas", 0) == 0
+                for rs in sets.get("items") or []
+                if rs["spec"]["template"]["spec"]["containers"][0]["image"] == "bench:v1"
+            )
+
+        await wait_until(rolled, 1800, "the rolling update", every=1.0)
+    return phase.figures()
+
+
+async def many_deployments(client: Client, pid: int, count: int) -> dict[str, Any]:
+    """``count`` Deployments of 3 replicas created at once (8 concurrent creates) in
+    namespace ``many``, until every one is rolled out."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "many"}}
+    await client.create("v1", "namespaces", namespace)
+    figures: dict[str, Any] = {}
+    async with Phase(client, pid, "many", count * 3) as phase:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(i)
+
+        async def creator() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                await client.create(
+                    "apps/v1", "deployments", deployment(f"d{i:04d}", 3, "bench:v1"), "many"
+                )
+
+        await asyncio.gather(*(creator() for _ in range(8)))
+
+        async def converged() -> bool:
+            deps = (await client.list("apps/v1", "deployments", "many")).get("items") or []
+            return len(deps) == count and all(rolled_out(d, 3) for d in deps)
+
+        try:
+            await wait_until(converged, 1800, f"{count} deployments converging", every=3.0)
+        except TimeoutError:
+            deps = (await client.list("apps/v1", "deployments", "many")).get("items") or []
+            figures["timed_out"] = {"converged": sum(1 for d in deps if rolled_out(d, 3))}
+    return {**phase.figures(), **figures}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,98 +232,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await wait_until(nodes_ready, 300, f"{args.nodes} nodes registering")
             if args.profile:
                 profiler = subprocess.Popen(
-                    ["py-spy", "record", "-o", str(args.profile), "-p", str(pid), "-r", "50"],
+                    [
+                        *("py-spy", "record", "-o", str(args.profile), "-p", str(pid), "-r", "50"),
+                        # collapsed stacks (one line per stack) for a .txt file
+                        *(("--format", "raw") if args.profile.suffix == ".txt" else ()),
+                    ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            await client.create(
-                "apps/v1", "deployments", deployment("big", 0, "bench:v1"), "default"
-            )
-
-            async def big() -> dict[str, Any]:
-                return await client.get("apps/v1", "deployments", "big", "default")
-
-            async with Phase(client, pid, "scale_up", args.replicas) as scale:
-                await client.patch(
-                    "apps/v1",
-                    "deployments",
-                    "big",
-                    {"spec": {"replicas": args.replicas}},
-                    "default",
+            phases = set(args.phases.split(","))
+            if "scale" in phases:
+                results["scale_up"] = await scale_up(client, pid, args.replicas)
+                print(f"scale 0 -> {args.replicas}: {results['scale_up']}", flush=True)
+            if "roll" in phases and "scale" in phases:
+                results["rolling_update"] = await rolling_update(client, pid, args.replicas)
+                print(f"rolling update: {results['rolling_update']}", flush=True)
+            if "many" in phases:
+                results["many_deployments"] = await many_deployments(client, pid, args.deployments)
+                print(
+                    f"{args.deployments} deployments x 3: {results['many_deployments']}", flush=True
                 )
-
-                async def all_ready() -> bool:
-                    return rolled_out(await big(), args.replicas)
-
-                await wait_until(all_ready, 1800, f"{args.replicas} replicas ready")
-            results["scale_up"] = scale.figures()
-            print(f"scale 0 -> {args.replicas}: {results['scale_up']}", flush=True)
-
-            async with Phase(client, pid, "rolling_update", args.replicas) as roll:
-                await client.patch(
-                    "apps/v1",
-                    "deployments",
-                    "big",
-                    {
-                        "spec": {
-                            "template": {
-                                "spec": {"containers": [{"name": "c", "image": "bench:v2"}]}
-                            }
-                        }
-                    },
-                    "default",
-                )
-
-                async def rolled() -> bool:
-                    dep = await big()
-                    if not rolled_out(dep, args.replicas):
-                        return False
-                    sets = await client.list(
-                        "apps/v1", "replicasets", "default", labelSelector="app=big"
-                    )
-                    return all(
-                        (rs.get("status") or {}).get("replicas", 0) == 0
-                        for rs in sets.get("items") or []
-                        if rs["spec"]["template"]["spec"]["containers"][0]["image"] == "bench:v1"
-                    )
-
-                await wait_until(rolled, 1800, "the rolling update")
-            results["rolling_update"] = roll.figures()
-            print(f"rolling update: {results['rolling_update']}", flush=True)
-
-            await client.create(
-                "v1",
-                "namespaces",
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "many"}},
-            )
-            async with Phase(client, pid, "many", args.deployments * 3) as many:
-                queue: asyncio.Queue[int] = asyncio.Queue()
-                for i in range(args.deployments):
-                    queue.put_nowait(i)
-
-                async def creator() -> None:
-                    while not queue.empty():
-                        i = queue.get_nowait()
-                        await client.create(
-                            "apps/v1", "deployments", deployment(f"d{i:04d}", 3, "bench:v1"), "many"
-                        )
-
-                await asyncio.gather(*(creator() for _ in range(8)))
-
-                async def converged() -> bool:
-                    deps = (await client.list("apps/v1", "deployments", "many")).get("items") or []
-                    return len(deps) == args.deployments and all(rolled_out(d, 3) for d in deps)
-
-                try:
-                    await wait_until(converged, 1800, f"{args.deployments} deployments converging")
-                except TimeoutError:
-                    deps = (await client.list("apps/v1", "deployments", "many")).get("items") or []
-                    results["many_deployments_timed_out"] = {
-                        "converged": sum(1 for d in deps if rolled_out(d, 3)),
-                        "of": args.deployments,
-                    }
-            results["many_deployments"] = many.figures()
-            print(f"{args.deployments} deployments x 3: {results['many_deployments']}", flush=True)
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
@@ -264,6 +267,11 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=3000)
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--phases",
+        default="scale,roll,many",
+        help="comma-separated phases to run: scale, roll (needs scale), many",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "controllers.json")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))

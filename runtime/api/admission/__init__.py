@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 from runtime.api.registry import REVIEW_RESOURCES, ResourceInfo
 
-from . import _names as names
 from . import apps, batch, core, crd, custom, defaults, others
 from ._causes import type_invalid
 from .meta import validate_object_meta, validate_object_meta_update

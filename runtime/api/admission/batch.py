@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 
-from . import _names as names
 from ._causes import (
     Go,
     duplicate,

@@ -14,10 +14,10 @@ import binascii
 import json
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 from runtime.api import quantity as _quantity
 
-from . import _names as names
 from ._causes import (
     Go,
     duplicate,

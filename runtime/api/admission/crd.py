@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 
-from . import _names as names
 from ._causes import Go, forbidden, immutable, invalid, not_supported, required
 from .custom import _Validator
 from .meta import d, lst, s

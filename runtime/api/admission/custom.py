@@ -29,10 +29,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 from runtime.api.registry import ResourceInfo
 
-from . import _names as names
 from ._causes import (
     Go,
     duplicate,

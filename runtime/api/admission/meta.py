@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 
-from . import _names as names
 from ._causes import Go, forbidden, go_slice, immutable, invalid, required, too_long
 
 TOTAL_ANNOTATION_SIZE = 256 * 1024

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 from runtime.api import quantity as _quantity
 
-from . import _names as names
 from ._causes import (
     Go,
     duplicate,

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubemodel import validation as names
 from kubemodel.errors import Cause
 from runtime.api import quantity as _quantity
 from runtime.api.downward import CONVERTIBLE_FIELD_PATHS, split_subscript
 
-from . import _names as names
 from ._causes import (
     Go,
     duplicate,
