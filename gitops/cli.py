@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -102,8 +103,50 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="container engine (default: %(default)s)",
     )
+    _reconciler_parsers(sub)
     sub.add_parser("version", help="print the version")
     return parser
+
+
+def _reconciler_parsers(sub: Any) -> None:
+    from gitops.commands import EXIT_CODES, add_app_arguments, xdg_state_dir
+    from gitops.report import ReportFormat
+
+    def command(name: str, help_text: str, *, cluster: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_text, description=f"{help_text}. Exit codes: {EXIT_CODES[name]}."
+        )
+        add_app_arguments(p, cluster=cluster)
+        return p
+
+    command("build", "print the objects a revision builds to, as YAML", cluster=False)
+    command("sync", "apply a revision once and wait until it is healthy")
+    command("diff", "show what a sync would change")
+    drift = command("drift", "report drift between a revision and the live cluster (for CI)")
+    drift.add_argument(
+        "--format",
+        choices=[f.value for f in ReportFormat],
+        default="text",
+        help="report format (default: %(default)s)",
+    )
+    drift.add_argument("--output", type=Path, help="write the report to a file (default: stdout)")
+    drift.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when there is drift (for CI)"
+    )
+    status = sub.add_parser(
+        "status",
+        help="each Application's revision, sync status, health, last error and recent syncs",
+        description=f"Exit codes: {EXIT_CODES['status']}.",
+    )
+    status.add_argument(
+        "--state-dir",
+        type=Path,
+        default=xdg_state_dir(),
+        help="the service's state directory (default: %(default)s)",
+    )
+    status.add_argument("--app", help="only this Application")
+    status.add_argument("--history", type=int, default=5, help="recent runs shown per Application")
+    status.add_argument("--format", choices=["text", "json"], default="text")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         return uvloop.run(run_cluster(config))
+    if args.command in ("build", "sync", "diff", "drift", "status"):
+        from gitops import commands
+
+        handler: Any = getattr(commands, f"cmd_{args.command}")
+        code: int = handler(args)
+        return code
     if args.command == "kubelet":
         import uvloop
 

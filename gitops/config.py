@@ -742,7 +742,7 @@ def load_config(path: Path) -> Config:
         raise _config_error(file, problems) from None
 
 
-def _is_application(manifest: Manifest) -> bool:
+def is_application(manifest: Manifest) -> bool:
     return manifest.kind == "Application" and manifest.key.group == PREFIX
 
 
@@ -757,7 +757,7 @@ def load_applications_from_manifests(
     errors: list[BuildError] = []
     found: list[tuple[Application, Manifest]] = []
     for manifest in manifests:
-        if not _is_application(manifest):
+        if not is_application(manifest):
             continue
         origin = manifest.origin
         where = f"Application {manifest.name or '<unnamed>'}"
