@@ -145,7 +145,9 @@ def test_commits_are_applied_rolled_out_and_pruned(cluster: ClusterProcess, tmp_
     repo.commit({"app/deployment.yaml": DEPLOYMENT.replace("TAG", "2")}, "new image")
     (second,) = run_app(cluster, (app, tmp_path / "cache"), [SYNC])
     assert second.ok, second.error
-    entry = second.changes.entry(next(e.key for e in second.changes.entries if e.key.kind == "Deployment"))
+    entry = second.changes.entry(
+        next(e.key for e in second.changes.entries if e.key.kind == "Deployment")
+    )
     assert entry is not None and entry.action is Action.CONFIGURED
     assert [(c.path, c.before, c.after) for c in entry.diff] == [
         (
@@ -156,7 +158,13 @@ def test_commits_are_applied_rolled_out_and_pruned(cluster: ClusterProcess, tmp_
     ]
     assert second.health.status.value == "Healthy"  # waited for the rollout
     image = kubectl(
-        cluster, "get", "deploy", "web", "-n", "rollout", "-o",
+        cluster,
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "rollout",
+        "-o",
         "jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas}",
     )
     assert image == "localhost/busybox:2 2"
@@ -165,7 +173,9 @@ def test_commits_are_applied_rolled_out_and_pruned(cluster: ClusterProcess, tmp_
     (third,) = run_app(cluster, (app, tmp_path / "cache"), [SYNC])
     assert actions(third)["Service/rollout/web"] == "pruned"
     gone = subprocess.run(
-        [*_kubectl(cluster), "get", "service", "web", "-n", "rollout"], capture_output=True, text=True
+        [*_kubectl(cluster), "get", "service", "web", "-n", "rollout"],
+        capture_output=True,
+        text=True,
     )
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
@@ -213,10 +223,14 @@ def test_a_broken_yaml_file_applies_nothing_and_names_file_and_line(
     assert result.error_file == "app/zz-broken.yaml"
     assert result.error_line == 5
     assert "app/zz-broken.yaml:5" in result.error
-    data = kubectl(cluster, "get", "cm", "web-config", "-n", "broken", "-o", "jsonpath={.data.greeting}")
+    data = kubectl(
+        cluster, "get", "cm", "web-config", "-n", "broken", "-o", "jsonpath={.data.greeting}"
+    )
     assert data == "hello", "the previous revision keeps running"
     missing = subprocess.run(
-        [*_kubectl(cluster), "get", "service", "web", "-n", "broken"], capture_output=True, text=True
+        [*_kubectl(cluster), "get", "service", "web", "-n", "broken"],
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode != 0
 
@@ -233,7 +247,9 @@ def test_an_object_the_server_refuses_applies_nothing_of_the_revision(
     assert not result.ok and result.error_phase == "plan"
     assert actions(result)["Service/invalid/bad"] == "failed"
     missing = subprocess.run(
-        [*_kubectl(cluster), "get", "cm", "web-config", "-n", "invalid"], capture_output=True, text=True
+        [*_kubectl(cluster), "get", "cm", "web-config", "-n", "invalid"],
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode != 0, "nothing of the revision was applied"
 
@@ -252,7 +268,9 @@ spec:
 """
 
 
-def test_hand_edits_are_drift_and_self_heal_undoes_them(cluster: ClusterProcess, tmp_path: Path) -> None:
+def test_hand_edits_are_drift_and_self_heal_undoes_them(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
     repo = Repo(tmp_path / "repo")
     repo.commit(
         {
@@ -274,20 +292,32 @@ def test_hand_edits_are_drift_and_self_heal_undoes_them(cluster: ClusterProcess,
     }
     deployment = next(e for e in drift.changes.entries if e.key.kind == "Deployment")
     assert {(c.path, c.before, c.after) for c in deployment.diff} == {
-        ("spec.template.spec.containers[name=web].image", "localhost/busybox:9", "localhost/busybox:1"),
+        (
+            "spec.template.spec.containers[name=web].image",
+            "localhost/busybox:9",
+            "localhost/busybox:1",
+        ),
         ("metadata.labels.hand", "made", None),
     }
     assert heal.ok, heal.error
     assert not after.changes.changed, [str(e.key) for e in after.changes.changed]
     out = kubectl(
-        cluster, "-n", "heal", "get", "deploy", "web", "-o",
+        cluster,
+        "-n",
+        "heal",
+        "get",
+        "deploy",
+        "web",
+        "-o",
         "jsonpath={.spec.template.spec.containers[0].image} {.metadata.labels.hand}",
     )
     assert out.strip() == "localhost/busybox:1"
     kubectl(cluster, "-n", "heal", "get", "configmap", "web-config")
 
 
-def test_without_self_heal_drift_is_reported_and_left_alone(cluster: ClusterProcess, tmp_path: Path) -> None:
+def test_without_self_heal_drift_is_reported_and_left_alone(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
     repo = Repo(tmp_path / "repo")
     repo.commit({"app/configmap.yaml": CONFIGMAP}, "cm")
     app = application("noheal", repo.path, destination={"namespace": "noheal"})
@@ -296,11 +326,22 @@ def test_without_self_heal_drift_is_reported_and_left_alone(cluster: ClusterProc
     kubectl(cluster, "-n", "noheal", "annotate", "configmap", "web-config", "note=by-hand")
     (heal,) = run_app(cluster, (app, tmp_path / "cache"), [HEAL])
     assert actions(heal) == {"ConfigMap/noheal/web-config": "configured"}
-    out = kubectl(cluster, "-n", "noheal", "get", "cm", "web-config", "-o", "jsonpath={.metadata.annotations.note}")
+    out = kubectl(
+        cluster,
+        "-n",
+        "noheal",
+        "get",
+        "cm",
+        "web-config",
+        "-o",
+        "jsonpath={.metadata.annotations.note}",
+    )
     assert out == "by-hand"
 
 
-def test_scaling_a_deployment_an_hpa_owns_is_not_drift(cluster: ClusterProcess, tmp_path: Path) -> None:
+def test_scaling_a_deployment_an_hpa_owns_is_not_drift(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
     repo = Repo(tmp_path / "repo")
     manifest = DEPLOYMENT.replace("TAG", "1").replace("  replicas: 2\n", "")
     repo.commit({"app/deployment.yaml": manifest, "app/hpa.yaml": HPA}, "hpa")
@@ -344,7 +385,11 @@ spec: {size: 1}
 def test_a_crd_and_its_objects_sync_in_one_pass(cluster: ClusterProcess, tmp_path: Path) -> None:
     repo = Repo(tmp_path / "repo")
     repo.commit(
-        {"app/widget.yaml": WIDGET, "app/crd.yaml": CRD, "app/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: crd}\n"},
+        {
+            "app/widget.yaml": WIDGET,
+            "app/crd.yaml": CRD,
+            "app/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: crd}\n",
+        },
         "crd",
     )
     app = application("crd", repo.path, destination={"namespace": "crd"})
@@ -355,7 +400,10 @@ def test_a_crd_and_its_objects_sync_in_one_pass(cluster: ClusterProcess, tmp_pat
         "CustomResourceDefinition.apiextensions.k8s.io/widgets.example.com": "created",
         "Widget.example.com/crd/small": "created",
     }
-    assert kubectl(cluster, "-n", "crd", "get", "widget", "small", "-o", "jsonpath={.spec.size}") == "1"
+    assert (
+        kubectl(cluster, "-n", "crd", "get", "widget", "small", "-o", "jsonpath={.spec.size}")
+        == "1"
+    )
     assert not again.changes.changed
 
 
@@ -403,8 +451,16 @@ def test_after_a_sync_diff_exits_0_for_every_example_app(
     shutil.copytree(ROOT / "examples" / "repo", repo.path, dirs_exist_ok=True)
     repo.commit({}, "examples")
     common = (
-        "--repo", str(repo.path), "--path", path, "--name", path.rsplit("/", 1)[-1],
-        "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(tmp_path / "cache"),
+        "--repo",
+        str(repo.path),
+        "--path",
+        path,
+        "--name",
+        path.rsplit("/", 1)[-1],
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--cache-dir",
+        str(tmp_path / "cache"),
     )
     sync = gitops("sync", *common, "--timeout", "5")
     assert sync.returncode in (0, 1), sync.stderr  # health needs real containers for some
