@@ -140,7 +140,7 @@ async def _apply_one(dest: Destination, p: PlannedObject, options: ApplyOptions)
     try:
         if p.manual and options.self_heal and p.live is not None:
             await _remove_manual_fields(dest, p)
-        await dest.apply(p.rt, p.desired, force=options.force or options.self_heal)
+        p.applied = await dest.apply(p.rt, p.desired, force=options.force or options.self_heal)
     except ClusterError as exc:
         entry.action = Action.FAILED
         entry.message = exc.message

@@ -11,7 +11,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.cluster import ClusterConfig
 
 import structlog
 
@@ -31,7 +34,57 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _default_state_dir() -> Path:
-    return Path.home() / ".local" / "share" / "gitops" / "cluster"
+    from gitops.commands import xdg_state_dir
+
+    return xdg_state_dir() / "cluster"
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """The built-in cluster's settings (``gitops cluster up`` and ``gitops up``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=6443, help="HTTPS port (default: %(default)s)")
+    parser.add_argument(
+        "--runtime",
+        choices=["auto", "podman", "docker", "fake", "none"],
+        default="auto",
+        help="container engine of the nodes: auto picks podman, else docker; fake runs no "
+        "processes (tests, benchmarks); none runs the API server only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="number of nodes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--node-grace-period",
+        type=float,
+        default=40.0,
+        help="seconds without a kubelet heartbeat before a node is unreachable (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--event-retention",
+        type=int,
+        default=20_000,
+        help="watch events kept for resuming watches; older revisions get 410 Gone "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=60.0,
+        help="seconds between BOOKMARK events on watches that allow them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--controllers",
+        default="*",
+        help="controllers to run: '*' (every built controller), 'none', or a "
+        "comma-separated list of names where '-name' removes one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--controller-option",
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a controller setting, e.g. job.backoff-base=1 (repeatable)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,48 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         default=_default_state_dir(),
         help="where the store, certificates, token and kubeconfig live (default: %(default)s)",
     )
-    up.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
-    up.add_argument("--port", type=int, default=6443, help="HTTPS port (default: %(default)s)")
-    up.add_argument(
-        "--runtime",
-        choices=["auto", "podman", "docker", "fake", "none"],
-        default="auto",
-        help="container engine of the nodes: auto picks podman, else docker; fake runs no "
-        "processes (tests, benchmarks); none runs the API server only (default: %(default)s)",
-    )
-    up.add_argument("--nodes", type=int, default=1, help="number of nodes (default: %(default)s)")
-    up.add_argument(
-        "--node-grace-period",
-        type=float,
-        default=40.0,
-        help="seconds without a kubelet heartbeat before a node is unreachable (default: %(default)s)",
-    )
-    up.add_argument(
-        "--event-retention",
-        type=int,
-        default=20_000,
-        help="watch events kept for resuming watches; older revisions get 410 Gone "
-        "(default: %(default)s)",
-    )
-    up.add_argument(
-        "--bookmark-interval",
-        type=float,
-        default=60.0,
-        help="seconds between BOOKMARK events on watches that allow them (default: %(default)s)",
-    )
-    up.add_argument(
-        "--controllers",
-        default="*",
-        help="controllers to run: '*' (every built controller), 'none', or a "
-        "comma-separated list of names where '-name' removes one (default: %(default)s)",
-    )
-    up.add_argument(
-        "--controller-option",
-        action="append",
-        default=[],
-        metavar="NAME.KEY=VALUE",
-        help="a controller setting, e.g. job.backoff-base=1 (repeatable)",
-    )
+    add_cluster_arguments(up)
     kubelet = sub.add_parser("kubelet", help="run one node's kubelet as its own process")
     kubelet.add_argument(
         "--state-dir",
@@ -104,6 +116,17 @@ def _parser() -> argparse.ArgumentParser:
         help="container engine (default: %(default)s)",
     )
     _reconciler_parsers(sub)
+    from gitops.up import add_up_arguments
+
+    gup = sub.add_parser(
+        "up",
+        help="the built-in cluster and the sync service in one process (the main job)",
+        description="Start the built-in cluster and sync a repository into it (default: the "
+        "bundled examples/repo) until Ctrl-C. Exit codes: 0 stopped cleanly, 1 cannot start, "
+        "2 usage error.",
+    )
+    add_up_arguments(gup)
+    add_cluster_arguments(gup)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -149,6 +172,52 @@ def _reconciler_parsers(sub: Any) -> None:
     status.add_argument("--format", choices=["text", "json"], default="text")
 
 
+def cluster_config(
+    args: argparse.Namespace, state_dir: Path, parser: argparse.ArgumentParser
+) -> ClusterConfig:
+    """The built-in cluster's configuration from :func:`add_cluster_arguments`' flags."""
+    from runtime.api.store import StoreOptions
+    from runtime.cluster import ClusterConfig
+    from runtime.controllers.manager import (
+        ControllerError,
+        enabled_controllers,
+        parse_settings,
+    )
+    from runtime.server.serve import ApiServerConfig
+
+    try:
+        controllers = enabled_controllers(args.controllers)
+        settings = parse_settings(args.controller_option)
+    except ControllerError as exc:
+        parser.error(str(exc))
+
+    from runtime.api.objects import ApiOptions
+
+    api = ApiServerConfig(
+        # Owners' deletions wait for dependents only where a garbage collector runs.
+        api=ApiOptions(
+            garbage_collection="garbagecollector" in controllers and args.runtime != "none"
+        ),
+        state_dir=state_dir,
+        host=args.host,
+        port=args.port,
+        store=StoreOptions(event_retention=args.event_retention),
+        bookmark_interval=args.bookmark_interval,
+    )
+    config = ClusterConfig(
+        state_dir=state_dir,
+        host=args.host,
+        port=args.port,
+        runtime=args.runtime,
+        nodes=args.nodes,
+        node_grace_period=args.node_grace_period,
+        api=api,
+        controllers=tuple(controllers),
+        controller_settings=settings,
+    )
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -165,45 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         print(version("gitops-cluster"))
         return 0
     if args.command == "cluster" and args.cluster_command == "up":
-        from runtime.api.store import StoreOptions
-        from runtime.cluster import ClusterConfig, run_cluster
-        from runtime.controllers.manager import (
-            ControllerError,
-            enabled_controllers,
-            parse_settings,
-        )
-        from runtime.server.serve import ApiServerConfig
+        from runtime.cluster import run_cluster
 
-        try:
-            controllers = enabled_controllers(args.controllers)
-            settings = parse_settings(args.controller_option)
-        except ControllerError as exc:
-            parser.error(str(exc))
-
-        from runtime.api.objects import ApiOptions
-
-        api = ApiServerConfig(
-            # Owners' deletions wait for dependents only where a garbage collector runs.
-            api=ApiOptions(
-                garbage_collection="garbagecollector" in controllers and args.runtime != "none"
-            ),
-            state_dir=args.state_dir,
-            host=args.host,
-            port=args.port,
-            store=StoreOptions(event_retention=args.event_retention),
-            bookmark_interval=args.bookmark_interval,
-        )
-        config = ClusterConfig(
-            state_dir=args.state_dir,
-            host=args.host,
-            port=args.port,
-            runtime=args.runtime,
-            nodes=args.nodes,
-            node_grace_period=args.node_grace_period,
-            api=api,
-            controllers=tuple(controllers),
-            controller_settings=settings,
-        )
+        config = cluster_config(args, args.state_dir, parser)
         import uvloop
 
         return uvloop.run(run_cluster(config))
@@ -213,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         handler: Any = getattr(commands, f"cmd_{args.command}")
         code: int = handler(args)
         return code
+    if args.command == "up":
+        import uvloop
+
+        from gitops.up import run_up
+
+        config = cluster_config(args, args.state_dir / "cluster", parser)
+        return uvloop.run(run_up(args, config))
     if args.command == "kubelet":
         import uvloop
 

@@ -40,8 +40,8 @@ from gitops.errors import ClusterError
 from gitops.manifest import APP_LABEL, PRUNE_ANNOTATION, Manifest, ObjectKey
 
 _CRD_GROUP = "apiextensions.k8s.io"
-_PER_NAMESPACE_LIST_THRESHOLD = 4
-"""More objects than this of one kind in one namespace: LIST them instead of GETs."""
+_LIST_THRESHOLD = 4
+"""More objects than this of one kind: LIST them (by our label) instead of GETs."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class PlannedObject:
     manual: list[diffing.ManualField] = field(default_factory=list)
     conflict: str = ""
     """The apply conflicts with other managers (the message); needs force."""
+    applied: dict[str, Any] | None = None
+    """The object as the apply returned it."""
 
 
 @dataclass
@@ -120,7 +122,7 @@ def _crd_kinds(manifests: Sequence[Manifest]) -> dict[tuple[str, str], tuple[set
     return out
 
 
-def _digest(obj: dict[str, Any]) -> bytes:
+def digest(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
@@ -171,34 +173,66 @@ def _hpa_targets(prepared: Sequence[tuple[Manifest, dict[str, Any], Any]]) -> se
 
 
 async def _read_live(
-    dest: Destination, wanted: Sequence[tuple[ResourceType, str, str]], concurrency: int
+    dest: Destination,
+    wanted: Sequence[tuple[ResourceType, str, str]],
+    app: str,
+    concurrency: int,
 ) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    """Live objects by (apiVersion, kind, namespace, name): one LIST per kind and
-    namespace where many objects share them, GETs for the rest."""
-    groups: dict[tuple[ResourceType, str], list[str]] = defaultdict(list)
+    """Live objects by (apiVersion, kind, namespace, name).
+
+    Kinds with many wanted objects are read with one LIST of the Application's label
+    across namespaces (per namespace if the cluster refuses that); objects the list
+    did not return (new ones, or ones whose label was removed by hand) and kinds with
+    few objects are read with GETs."""
+    by_kind: dict[ResourceType, list[tuple[str, str]]] = defaultdict(list)
     for rt, namespace, name in wanted:
-        groups[(rt, namespace)].append(name)
+        by_kind[rt].append((namespace, name))
     found: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(rt: ResourceType, namespace: str, names: list[str]) -> None:
-        async with gate:
-            if len(names) > _PER_NAMESPACE_LIST_THRESHOLD:
-                items, _ = await dest.list_objects(rt, namespace or None)
-                wanted_names = set(names)
-                for item in items:
-                    name = str((item.get("metadata") or {}).get("name") or "")
-                    if name in wanted_names:
-                        found[(rt.api_version, rt.kind, namespace, name)] = item
-                return
-            for name in names:
-                live = await dest.get(rt, namespace or None, name)
-                if live is not None:
-                    live.setdefault("apiVersion", rt.api_version)
-                    live.setdefault("kind", rt.kind)
-                    found[(rt.api_version, rt.kind, namespace, name)] = live
+    def keep(rt: ResourceType, item: dict[str, Any]) -> None:
+        meta = item.get("metadata") or {}
+        key = (rt.api_version, rt.kind, str(meta.get("namespace") or ""), str(meta.get("name")))
+        found[key] = item
 
-    await asyncio.gather(*(one(rt, ns, names) for (rt, ns), names in groups.items()))
+    async def listed(rt: ResourceType, namespaces: set[str]) -> None:
+        selector = f"{APP_LABEL}={app}"
+        try:
+            async with gate:
+                items, _ = await dest.list_objects(rt, None, selector)
+        except ClusterError as exc:
+            if exc.status != 403 or not rt.namespaced:
+                raise
+            items = []
+            for namespace in sorted(namespaces):
+                async with gate:
+                    items += (await dest.list_objects(rt, namespace, selector))[0]
+        for item in items:
+            keep(rt, item)
+
+    async def got(rt: ResourceType, namespace: str, name: str) -> None:
+        async with gate:
+            live = await dest.get(rt, namespace or None, name)
+        if live is not None:
+            live.setdefault("apiVersion", rt.api_version)
+            live.setdefault("kind", rt.kind)
+            keep(rt, live)
+
+    await asyncio.gather(
+        *(
+            listed(rt, {ns for ns, _ in objs})
+            for rt, objs in by_kind.items()
+            if len(objs) > _LIST_THRESHOLD
+        )
+    )
+    await asyncio.gather(
+        *(
+            got(rt, ns, name)
+            for rt, objs in by_kind.items()
+            for ns, name in objs
+            if (rt.api_version, rt.kind, ns, name) not in found
+        )
+    )
     return found
 
 
@@ -221,6 +255,7 @@ async def plan(
             for _, obj, rt in prepared
             if rt is not None
         ],
+        options.app,
         options.concurrency,
     )
     changes = ChangeSet(revision=revision)
@@ -245,9 +280,9 @@ async def plan(
         if rt is None:  # its CRD comes with this build
             entry.action = Action.CREATED
             return
-        digest = _digest(desired)
+        fingerprint = digest(desired)
         live_version = str(((live or {}).get("metadata") or {}).get("resourceVersion") or "")
-        if cache is not None and cache.unchanged.get(key) == (digest, live_version):
+        if cache is not None and cache.unchanged.get(key) == (fingerprint, live_version):
             return
         async with gate:
             await _dry_run(dest, planned, options, cache)
@@ -270,7 +305,7 @@ async def plan(
             if planned.conflict:
                 entry.message = planned.conflict
         elif cache is not None:
-            cache.unchanged[key] = (digest, live_version)
+            cache.unchanged[key] = (fingerprint, live_version)
 
     await asyncio.gather(*(one(i, m, obj, rt) for i, (m, obj, rt) in enumerate(prepared)))
     planned_objects = [p for p in objects if p is not None]

@@ -30,7 +30,7 @@ from pathlib import Path
 from gitops import apply as applying
 from gitops import plan as planning
 from gitops.build import build
-from gitops.changeset import ChangeSet
+from gitops.changeset import Action, ChangeSet
 from gitops.cluster import Destination
 from gitops.config import Application, is_application, load_applications_from_manifests
 from gitops.errors import (
@@ -250,6 +250,17 @@ class AppSync:
         self._manifests = (revision.commit, manifests)
         return manifests
 
+    def _remember_applied(self, plan: planning.Plan) -> None:
+        """What an apply returned is the live object: the next plan need not dry-run
+        it again unless it or its manifest changes."""
+        for p in plan.objects:
+            key = p.entry.key
+            version = str(((p.applied or {}).get("metadata") or {}).get("resourceVersion") or "")
+            if p.applied is not None and not p.manual and version:
+                self.cache.unchanged[key] = (planning.digest(p.desired), version)
+            elif p.entry.changed or p.entry.action is Action.FAILED:
+                self.cache.unchanged.pop(key, None)
+
     async def run(self, options: RunOptions = RunOptions()) -> SyncResult:
         async with self._lock:
             return await self._run(options)
@@ -314,8 +325,7 @@ class AppSync:
                         prune=self.app.prune and not result.error,
                     ),
                 )
-                for entry in plan.changes.entries:
-                    self.cache.unchanged.pop(entry.key, None)
+                self._remember_applied(plan)
             lap(Phase.APPLY)
             if plan.changes.failed:
                 result.error_phase = "apply"

@@ -248,6 +248,8 @@ class Client:
         self.config = config
         self._connections = connections
         self._timeout = timeout
+        self.requests = 0
+        """Calls made through :meth:`request` (for benchmarks and metrics)."""
         self._open = False
         self._session: aiohttp.ClientSession | None = None
         self._session_cert: tuple[bytes, bytes] | None = None
@@ -370,6 +372,7 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         """One call; returns the decoded JSON body, raises :class:`KubeError`."""
+        self.requests += 1
         data = None if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
         headers = {"Content-Type": content_type} if data is not None else None
         try:

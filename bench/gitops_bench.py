@@ -1,0 +1,229 @@
+"""Reconciler benchmark (issue 5's speed figures) against the built-in cluster.
+
+Starts ``gitops cluster up --runtime fake`` (its own process, reached over HTTPS like any
+cluster) and, in this process, runs the reconciler's pipeline (:class:`gitops.sync.AppSync`,
+what ``gitops sync`` and the service run) on a real Git repository made here:
+
+* one Application of ``--objects`` objects (default 2,000: Namespaces, ConfigMaps,
+  Secrets, ServiceAccounts, Services and Deployments of 0 replicas, spread over 10
+  namespaces): the first sync; a commit changing 10 of them; a no-change re-plan (the
+  service's interval run, with its plan cache) — for each: seconds, API requests made
+  by the reconciler, and peak Python memory allocated during the phase (tracemalloc);
+* Flux's published shape: ``--apps`` Applications (default 100) of ``--app-objects``
+  objects each, synced together with 4 at a time (the service's default concurrency).
+
+Prints the figures and writes ``bench/results/gitops.json`` (or ``--out``).
+Usage: ``.venv/bin/python bench/gitops_bench.py [--objects 2000] [--apps 100]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gitops.cluster import Destination  # noqa: E402
+from gitops.config import Application  # noqa: E402
+from gitops.source import GitSource  # noqa: E402
+from gitops.sync import AppSync, Mode, RunOptions, SyncResult  # noqa: E402
+from tests.conftest import ClusterProcess  # noqa: E402
+
+KINDS = ("ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment")
+
+
+def objects(count: int, prefix: str, namespaces: int) -> dict[str, str]:
+    """Files of a repository holding ``count`` objects (namespaces included)."""
+    files: dict[str, str] = {}
+    ns_names = [f"{prefix}-ns{i}" for i in range(namespaces)]
+    files["namespaces.yaml"] = "".join(
+        f"---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}\n" for n in ns_names
+    )
+    for i in range(count - namespaces):
+        kind = KINDS[i % len(KINDS)]
+        ns = ns_names[i % namespaces]
+        name = f"{prefix}-{kind.lower()}-{i}"
+        files[f"{kind.lower()}s/{name}.yaml"] = render(kind, name, ns, "v1")
+    return files
+
+
+def render(kind: str, name: str, ns: str, version: str) -> str:
+    head = f"metadata: {{name: {name}, namespace: {ns}, labels: {{app: {name}}}}}\n"
+    if kind == "ConfigMap":
+        return f"apiVersion: v1\nkind: ConfigMap\n{head}data: {{version: {version}, key: value}}\n"
+    if kind == "Secret":
+        return f"apiVersion: v1\nkind: Secret\n{head}stringData: {{token: {version}}}\n"
+    if kind == "ServiceAccount":
+        return f"apiVersion: v1\nkind: ServiceAccount\n{head}"
+    if kind == "Service":
+        return (
+            f"apiVersion: v1\nkind: Service\n{head}spec:\n  selector: {{app: {name}}}\n"
+            "  ports: [{port: 80, targetPort: 8080}]\n"
+        )
+    return (
+        f"apiVersion: apps/v1\nkind: Deployment\n{head}spec:\n  replicas: 0\n"
+        f"  selector: {{matchLabels: {{app: {name}}}}}\n"
+        f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n"
+        f"      containers: [{{name: c, image: 'bench:{version}'}}]\n"
+    )
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def commit(repo: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", message)
+
+
+async def phase(
+    name: str, runner: AppSync, dest: Destination, options: RunOptions
+) -> tuple[dict[str, Any], SyncResult]:
+    requests = dest.client.requests
+    tracemalloc.reset_peak()
+    t0 = time.perf_counter()
+    result = await runner.run(options)
+    seconds = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    if result.error:
+        raise RuntimeError(f"{name}: {result.error}")
+    figures = {
+        "seconds": round(seconds, 3),
+        "api_requests": dest.client.requests - requests,
+        "dry_runs": result.dry_runs,
+        "peak_python_mib": round(peak / 2**20, 1),
+        "changed": len(result.changes.changed),
+        "phases": result.phase_seconds,
+    }
+    print(f"{name}: {figures}", flush=True)
+    return figures, result
+
+
+async def one_big_app(proc: ClusterProcess, work: Path, count: int) -> dict[str, Any]:
+    repo = work / "big"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    files = objects(count, "big", 10)
+    commit(repo, files, "objects")
+    app = Application.model_validate(
+        {"name": "big", "source": {"repoURL": str(repo)}, "prune": True}
+    )
+    out: dict[str, Any] = {"objects": count}
+    async with Destination.from_kubeconfig(proc.kubeconfig) as dest:
+        runner = AppSync(app, GitSource(work / "cache"), dest)
+        out["first_sync"], first = await phase(
+            "first sync", runner, dest, RunOptions(Mode.SYNC, wait=False)
+        )
+        assert len(first.changes.changed) == count, first.changes.counts()
+        changed = {
+            name: text.replace("version: v1", "version: v2").replace("token: v1", "token: v2")
+            for name, text in list(files.items())[1:]
+            if name.startswith(("configmaps/", "secrets/"))
+        }
+        commit(repo, dict(list(changed.items())[:10]), "ten changes")
+        out["ten_changes"], ten = await phase(
+            "commit changing 10 objects", runner, dest, RunOptions(Mode.SYNC, wait=False)
+        )
+        assert len(ten.changes.changed) == 10, ten.changes.counts()
+        out["no_change_replan"], same = await phase(
+            "no-change re-plan", runner, dest, RunOptions(Mode.HEAL, wait=False)
+        )
+        assert not same.changes.changed
+    return out
+
+
+async def many_apps(proc: ClusterProcess, work: Path, apps: int, each: int) -> dict[str, Any]:
+    repo = work / "many"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    files: dict[str, str] = {}
+    for a in range(apps):
+        for name, text in objects(each, f"a{a}", 1).items():
+            files[f"app{a}/{name}"] = text
+    commit(repo, files, "apps")
+    async with Destination.from_kubeconfig(proc.kubeconfig) as dest:
+        source = GitSource(work / "cache-many")
+        runners = [
+            AppSync(
+                Application.model_validate(
+                    {"name": f"app{a}", "source": {"repoURL": str(repo), "path": f"app{a}"}}
+                ),
+                source,
+                dest,
+            )
+            for a in range(apps)
+        ]
+        gate = asyncio.Semaphore(4)
+
+        async def one(runner: AppSync) -> SyncResult:
+            async with gate:
+                return await runner.run(RunOptions(Mode.SYNC, wait=False))
+
+        requests = dest.client.requests
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one(r) for r in runners))
+        seconds = time.perf_counter() - t0
+    failed = [r.error for r in results if r.error]
+    if failed:
+        raise RuntimeError(f"{len(failed)} apps failed: {failed[:3]}")
+    figures = {
+        "applications": apps,
+        "objects_each": each,
+        "seconds": round(seconds, 2),
+        "api_requests": dest.client.requests - requests,
+    }
+    print(f"{apps} applications x {each} objects: {figures}", flush=True)
+    return figures
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="gitops-bench-"))
+    proc = ClusterProcess(
+        work / "cluster", runtime="fake", extra_args=("--controllers", "none", "--nodes", "1")
+    )
+    proc.start(timeout=120)
+    tracemalloc.start()
+    results: dict[str, Any] = {}
+    try:
+        if args.objects:
+            results["one_application"] = await one_big_app(proc, work, args.objects)
+        if args.apps:
+            results["flux_shape"] = await many_apps(proc, work, args.apps, args.app_objects)
+    finally:
+        proc.stop(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--objects", type=int, default=2000)
+    parser.add_argument("--apps", type=int, default=100)
+    parser.add_argument("--app-objects", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gitops.json")
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
