@@ -87,6 +87,17 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _log_stream(args: argparse.Namespace) -> Any:
+    """``gitops up`` on a terminal draws a live table on stdout: its logs go to a file
+    in the state directory instead of over it."""
+    if args.command == "up" and sys.stdout.isatty():
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+        path = args.state_dir / "gitops.log"
+        print(f"logs: {path}", flush=True)
+        return path.open("a", buffering=1)
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gitops", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -170,6 +181,14 @@ def _reconciler_parsers(sub: Any) -> None:
     status.add_argument("--app", help="only this Application")
     status.add_argument("--history", type=int, default=5, help="recent runs shown per Application")
     status.add_argument("--format", choices=["text", "json"], default="text")
+    from gitops.commands import add_serve_arguments
+
+    serve = sub.add_parser(
+        "serve",
+        help="the long-running sync service for the Applications of a config file",
+        description=f"Exit codes: {EXIT_CODES['serve']}.",
+    )
+    add_serve_arguments(serve)
 
 
 def cluster_config(
@@ -227,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--nodes must be at least 1")
     if getattr(args, "bookmark_interval", 1.0) <= 0:
         parser.error("--bookmark-interval must be positive")
-    _configure_logging(args.verbose)
+    if args.command in ("serve", "up"):
+        from gitops.service import configure_logging
+
+        configure_logging(args.verbose, _log_stream(args))
+    else:
+        _configure_logging(args.verbose)
     if args.command == "version":
         from importlib.metadata import version
 
@@ -240,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         return uvloop.run(run_cluster(config))
-    if args.command in ("build", "sync", "diff", "drift", "status"):
+    if args.command in ("build", "sync", "diff", "drift", "status", "serve"):
         from gitops import commands
 
         handler: Any = getattr(commands, f"cmd_{args.command}")

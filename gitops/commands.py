@@ -41,6 +41,7 @@ EXIT_CODES = {
     "diff": "0 no change; 1 changes; 2 error",
     "drift": "0 report written (with --exit-code: 0 no drift, 1 drift); 2 error",
     "status": "0 printed; 2 no status database",
+    "serve": "0 stopped by SIGINT/SIGTERM; 1 cannot start (port in use); 2 invalid config",
 }
 
 
@@ -401,3 +402,78 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not statuses:
         print("no Applications recorded yet")
     return EXIT_OK
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="the config file")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=xdg_state_dir(),
+        help="status database and Git cache; the built-in cluster of Applications with "
+        "destination 'builtin' is the one in this directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--listen", help="HTTP endpoints' address (default: the config's service.listen)"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gitops.service import Service, ServiceOptions
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    secret = None
+    if config.service.webhook_secret_env:
+        secret = os.environ.get(config.service.webhook_secret_env)
+        if not secret:
+            print(
+                f"error: the webhook secret variable {config.service.webhook_secret_env} is not set",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+    state_dir = Path(config.service.state_dir) if config.service.state_dir else args.state_dir
+    try:
+        builtin: Path | None = builtin_kubeconfig(state_dir)
+    except ConfigError:
+        builtin = None
+    options = ServiceOptions(
+        state_dir=state_dir,
+        listen=args.listen or config.service.listen,
+        webhook_secret=secret,
+        builtin_kubeconfig=builtin,
+    )
+
+    async def serve() -> int:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        service = Service(config, options)
+        try:
+            await service.start()
+        except GitopsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(
+                f"error: cannot listen on {options.listen}: {exc.strerror or exc}", file=sys.stderr
+            )
+            await service.stop()
+            return 1
+        print(
+            f"serving {len(config.applications)} Applications; {service.url or 'no HTTP'}",
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
+        return 0
+
+    return asyncio.run(serve())

@@ -82,8 +82,8 @@ def sync_status(result: SyncResult) -> str:
         return "Failed"
     if result.changes.failed:
         return "Failed"
-    if result.mode is Mode.PLAN or (result.mode is Mode.HEAL and result.drifted):
-        return "OutOfSync" if result.drifted else "Synced"
+    if result.drifted and not result.applied:
+        return "OutOfSync"  # a plan, or a heal without selfHeal: drift reported, not fixed
     return "Synced"
 
 

@@ -91,6 +91,8 @@ class SyncResult:
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     dry_runs: int = 0
+    applied: bool = False
+    """This run applied changes (a sync, or a heal that corrected drift)."""
 
     @property
     def ok(self) -> bool:
@@ -326,6 +328,7 @@ class AppSync:
                     ),
                 )
                 self._remember_applied(plan)
+                result.applied = True
             lap(Phase.APPLY)
             if plan.changes.failed:
                 result.error_phase = "apply"

@@ -389,7 +389,7 @@ class Client:
                     raise _error(resp.status, raw)
                 return orjson.loads(raw) if raw else None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KubeError(0, "ConnectionFailed", f"{method} {path}: {exc!r}") from exc
+            raise KubeError(0, "ConnectionFailed", f"{method} {path}: {_describe(exc)}") from exc
 
     async def get_raw(
         self, path: str, params: Mapping[str, str] | None = None, timeout: float | None = None
@@ -407,7 +407,7 @@ class Client:
                     raise _error(resp.status, raw)
                 return raw
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KubeError(0, "ConnectionFailed", f"GET {path}: {exc!r}") from exc
+            raise KubeError(0, "ConnectionFailed", f"GET {path}: {_describe(exc)}") from exc
 
     # --- conveniences -------------------------------------------------------------
     async def get(
@@ -515,7 +515,13 @@ class Client:
                         if line.strip():
                             yield orjson.loads(line)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KubeError(0, "ConnectionFailed", f"watch {path}: {exc!r}") from exc
+            raise KubeError(0, "ConnectionFailed", f"watch {path}: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """A connection failure in words (aiohttp's reprs show internal key objects)."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
 
 
 def _error(status: int, raw: bytes) -> KubeError:
