@@ -111,11 +111,12 @@ class Summary:
         from rich.table import Table
 
         table = Table(title=f"Applications — pods ready {pods[0]}/{pods[1]}")
-        for column in ("Application", "Revision", "Sync", "Health", "Last error"):
+        for column in ("Application", "State", "Revision", "Sync", "Health", "Last error"):
             table.add_column(column)
         for s in statuses:
             table.add_row(
                 s.name,
+                str(getattr(s, "state", "")),
                 s.revision[:12] or "-",
                 s.sync_status,
                 s.health,
