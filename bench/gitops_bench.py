@@ -9,6 +9,8 @@ what ``gitops sync`` and the service run) on a real Git repository made here:
   namespaces): the first sync; a commit changing 10 of them; a no-change re-plan (the
   service's interval run, with its plan cache) — for each: seconds, API requests made
   by the reconciler, and peak Python memory allocated during the phase (tracemalloc);
+* the service on a local repository: ``--commits`` commits, each timed from the commit
+  to its change being visible through the API (target: within 1 s);
 * Flux's published shape: ``--apps`` Applications (default 100) of ``--app-objects``
   objects each, synced together with 4 at a time (the service's default concurrency).
 
@@ -192,6 +194,69 @@ async def many_apps(proc: ClusterProcess, work: Path, apps: int, each: int) -> d
     return figures
 
 
+async def commit_latency(proc: ClusterProcess, work: Path, commits: int) -> dict[str, Any]:
+    """The service on a local repository: seconds from a commit to its change being
+    visible in the cluster (the watchdog trigger, fetch, build, plan and apply)."""
+    from gitops.config import Config
+    from gitops.service import Service, ServiceOptions
+    from kubeclient.rest import Client, load_kubeconfig
+
+    repo = work / "latency"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+
+    def configmap(value: int) -> dict[str, str]:
+        return {
+            "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: latency}\n"
+            f"data: {{value: '{value}'}}\n"
+        }
+
+    commit(repo, configmap(0), "0")
+    config = Config.model_validate(
+        {"applications": [{"name": "latency", "source": {"repoURL": str(repo)}, "interval": "1h"}]}
+    )
+    service = Service(
+        config,
+        ServiceOptions(state_dir=work / "service", listen=None, builtin_kubeconfig=proc.kubeconfig),
+    )
+    latencies: list[float] = []
+    await service.start()
+    try:
+        async with Client(load_kubeconfig(proc.kubeconfig)) as client:
+
+            async def value() -> str:
+                try:
+                    cm = await client.get("v1", "configmaps", "latency", "default")
+                except Exception:
+                    return ""
+                return str((cm.get("data") or {}).get("value"))
+
+            deadline = time.monotonic() + 60
+            while await value() != "0":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the first sync did not happen")
+                await asyncio.sleep(0.05)
+            for i in range(1, commits + 1):
+                await asyncio.sleep(0.5)
+                t0 = time.perf_counter()
+                commit(repo, configmap(i), str(i))
+                while await value() != str(i):
+                    if time.perf_counter() - t0 > 30:
+                        raise RuntimeError(f"commit {i} was not applied in 30 s")
+                    await asyncio.sleep(0.01)
+                latencies.append(time.perf_counter() - t0)
+    finally:
+        await service.stop()
+    latencies.sort()
+    figures = {
+        "commits": commits,
+        "median_seconds": round(latencies[len(latencies) // 2], 3),
+        "max_seconds": round(latencies[-1], 3),
+    }
+    print(f"local commit -> applied: {figures}", flush=True)
+    return figures
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="gitops-bench-"))
     proc = ClusterProcess(
@@ -203,6 +268,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if args.objects:
             results["one_application"] = await one_big_app(proc, work, args.objects)
+        if args.commits:
+            results["commit_to_applied"] = await commit_latency(proc, work, args.commits)
         if args.apps:
             results["flux_shape"] = await many_apps(proc, work, args.apps, args.app_objects)
     finally:
@@ -213,10 +280,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--apps", type=int, default=100)
     parser.add_argument("--app-objects", type=int, default=5)
+    parser.add_argument("--commits", type=int, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gitops.json")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
