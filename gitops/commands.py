@@ -281,6 +281,12 @@ async def _run_once(ctx: Context, options: RunOptions) -> SyncResult:
 
 def _run(ctx: Context, options: RunOptions) -> SyncResult | int:
     try:
+        if sys.stderr.isatty():  # progress on a terminal; nothing extra in pipes and CI logs
+            from rich.console import Console
+
+            verb = {"sync": "syncing", "plan": "planning", "heal": "checking"}[options.mode.value]
+            with Console(stderr=True).status(f"{verb} {ctx.app.name}…"):
+                return asyncio.run(_run_once(ctx, options))
         return asyncio.run(_run_once(ctx, options))
     except GitopsError as exc:
         print(f"error: {exc}", file=sys.stderr)

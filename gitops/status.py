@@ -127,7 +127,8 @@ class StatusStore:
                         revision, message = current[0], current[1]
                     if health == "Unknown" and result.mode is not Mode.SYNC:
                         health, health_message = current[2], current[3]
-                drift = sum(1 for e in result.changes.entries if e.changed)
+                # Objects still out of sync after the run (none once a run applied them).
+                drift = 0 if result.applied else sum(1 for e in result.changes.entries if e.changed)
                 self._db.execute(
                     "INSERT INTO apps (name, revision, revision_message, sync_status, health,"
                     " health_message, last_error, drift, updated_at)"

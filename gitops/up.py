@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -179,6 +180,7 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
             state_dir=args.state_dir,
             listen=args.listen,
             builtin_kubeconfig=kubeconfig,
+            webhook_secret=os.environ.get("GITOPS_WEBHOOK_SECRET") or None,
         ),
     )
     code = 0
