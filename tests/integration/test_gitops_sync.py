@@ -469,3 +469,36 @@ def test_after_a_sync_diff_exits_0_for_every_example_app(
     assert diff.returncode == 0, diff.stdout + diff.stderr
     drift = gitops("drift", *common, "--format", "json", "--exit-code")
     assert drift.returncode == 0, drift.stdout + drift.stderr
+
+
+def test_moving_a_file_or_renaming_the_application_keeps_the_objects(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"app/configmap.yaml": CONFIGMAP}, "cm")
+    app = application("before", repo.path, destination={"namespace": "moves"})
+    kubectl(cluster, "create", "namespace", "moves")
+    run_app(cluster, (app, tmp_path / "cache"), [SYNC])
+    uid = kubectl(
+        cluster, "-n", "moves", "get", "cm", "web-config", "-o", "jsonpath={.metadata.uid}"
+    )
+
+    repo.commit({"app/configmap.yaml": None, "app/config/settings.yaml": CONFIGMAP}, "moved")
+    (moved,) = run_app(cluster, (app, tmp_path / "cache"), [SYNC])
+    assert actions(moved) == {"ConfigMap/moves/web-config": "unchanged"}
+
+    renamed = application("after", repo.path, destination={"namespace": "moves"})
+    (result,) = run_app(cluster, (renamed, tmp_path / "cache"), [SYNC])
+    assert result.ok, result.error
+    assert actions(result) == {"ConfigMap/moves/web-config": "configured"}  # relabelled
+    out = kubectl(
+        cluster,
+        "-n",
+        "moves",
+        "get",
+        "cm",
+        "web-config",
+        "-o",
+        "jsonpath={.metadata.uid} {.metadata.labels.gitops\\.dev/app}",
+    )
+    assert out == f"{uid} after", "the object was updated in place, not recreated"
