@@ -334,28 +334,34 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if result.health.status.value in ("Healthy", "Suspended") else EXIT_CHANGES
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
+def _plan(args: argparse.Namespace) -> tuple[Context, SyncResult] | int:
+    """The Application of the flags planned against its destination (or an exit code)."""
     ctx = _load(args)
     if isinstance(ctx, int):
         return ctx
     result = _run(ctx, RunOptions(Mode.PLAN, wait=False))
     if isinstance(result, int):
         return result
+    return ctx, result
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    planned = _plan(args)
+    if isinstance(planned, int):
+        return planned
+    _, result = planned
+    print_changes(result.changes, sys.stdout, done=False)
     if result.error:
-        print_changes(result.changes, sys.stdout, done=False)
         print_error(result, sys.stderr)
         return EXIT_ERROR
-    print_changes(result.changes, sys.stdout, done=False)
     return EXIT_CHANGES if result.changes.changed else EXIT_OK
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    ctx = _load(args)
-    if isinstance(ctx, int):
-        return ctx
-    result = _run(ctx, RunOptions(Mode.PLAN, wait=False))
-    if isinstance(result, int):
-        return result
+    planned = _plan(args)
+    if isinstance(planned, int):
+        return planned
+    ctx, result = planned
     if result.error:
         print_error(result, sys.stderr)
         return EXIT_ERROR
