@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gitops.build import build
 from runtime.api import admission
 from runtime.api.registry import Registry, ResourceInfo
 
@@ -27,17 +28,17 @@ def _docs(path: Path) -> list[dict[str, Any]]:
 
 
 def _cases() -> list[Any]:
-    files = [
-        TESTDATA / "valid.yaml",
-        *sorted((ROOT / "examples" / "repo" / "apps").rglob("*.yaml")),
-    ]
+    """The fixtures, and every object the example repository's apps build to (as the
+    reconciler builds them: kustomize apps through kustomize)."""
+    docs = [(f"valid[{i}]", doc) for i, doc in enumerate(_docs(TESTDATA / "valid.yaml"))]
+    examples = ROOT / "examples" / "repo"
+    for app in sorted(p for p in (examples / "apps").iterdir() if p.is_dir()):
+        for i, m in enumerate(build(examples, f"apps/{app.name}")):
+            docs.append((f"{app.name}[{i}]", m.obj))
     out = []
-    for path in files:
-        for i, doc in enumerate(_docs(path)):
-            name = doc.get("metadata", {}).get("name") or doc.get("metadata", {}).get(
-                "generateName"
-            )
-            out.append(pytest.param(doc, id=f"{path.stem}[{i}]-{doc['kind']}-{name}"))
+    for label, doc in docs:
+        name = doc.get("metadata", {}).get("name") or doc.get("metadata", {}).get("generateName")
+        out.append(pytest.param(doc, id=f"{label}-{doc['kind']}-{name}"))
     return out
 
 
