@@ -247,6 +247,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             if "roll" in phases and "scale" in phases:
                 results["rolling_update"] = await rolling_update(client, pid, args.replicas)
                 print(f"rolling update: {results['rolling_update']}", flush=True)
+            if "scale" in phases:
+                # Each phase on an otherwise idle cluster: the big Deployment and its
+                # pods go (scaled to 0) before the many Deployments come.
+                await client.patch(
+                    "apps/v1", "deployments", "big", {"spec": {"replicas": 0}}, "default"
+                )
+
+                async def gone() -> bool:
+                    pods = await client.list("v1", "pods", "default", limit="1")
+                    return not pods.get("items")
+
+                await wait_until(gone, 1800, "the big Deployment's pods to go", every=2.0)
             if "many" in phases:
                 results["many_deployments"] = await many_deployments(client, pid, args.deployments)
                 print(

@@ -508,13 +508,6 @@ class Kubelet:
             if uid in self._by_uid:
                 self._wake_uid(uid)
 
-    async def _resync_loop(self) -> None:
-        interval = self.options.sync.resync if self.options.sync else 10.0
-        while True:
-            await asyncio.sleep(interval)
-            for uid in list(self._by_uid):
-                self._wake_uid(uid)
-
     async def run(self) -> None:
         """Register, then keep the node's pods in sync until cancelled."""
         if self.options.server_token:
@@ -543,7 +536,6 @@ class Kubelet:
         try:
             await self.pods.synced.wait()
             await self._cleanup_orphans()
-            self._tasks.append(asyncio.create_task(self._resync_loop()))
             self._tasks.append(
                 asyncio.create_task(
                     self.syncer.relister.run(

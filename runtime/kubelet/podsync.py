@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -99,7 +100,12 @@ class SyncOptions:
     restart_backoff_reset: float = 600.0
     image_backoff_initial: float = 10.0
     image_backoff_max: float = 300.0
-    resync: float = 10.0
+    resync: float = 60.0
+    """Seconds between two syncs of a pod nothing happened to (Kubernetes' kubelet
+    ``--sync-frequency``, 1 min): engine changes (the relist), probe results, API
+    changes and backoff expiries sync a pod at once, so this only refreshes volumes
+    and catches what was missed. Each pod's period is spread by ±10% so thousands of
+    pods do not sync in one burst."""
     # How often the kubelet relists the node's sandboxes and containers (pods whose
     # containers changed are synced at once).
     relist_period: float = 1.0
@@ -343,7 +349,7 @@ class PodSyncer:
             view.deadline_exceeded = True
             return SyncResult(status=pod_status(view, now=now))
         sandbox = state.sandbox()
-        requeue: list[float] = [self.options.resync]
+        requeue: list[float] = [self.options.resync * random.uniform(0.9, 1.1)]
         if sandbox is None:
             # A new sandbox means every container starts again (the kubelet kills the rest).
             for c in state.containers:
