@@ -68,6 +68,8 @@ class RunOptions:
     """Wait for the applied objects to become healthy (up to the Application's timeout)."""
     timeout: float | None = None
     """Overrides the Application's health timeout."""
+    revision: Revision | None = None
+    """Already fetched (the service fetches to choose the mode): the run does not fetch."""
 
 
 @dataclass
@@ -205,6 +207,9 @@ class AppSync:
         self.cache = planning.PlanCache()
         self.last_good: Revision | None = None
         self._manifests: tuple[str, list[Manifest]] | None = None
+        self.others: tuple[Application, ...] = ()
+        """Applications declared elsewhere (the config's) that declared ones may name in
+        ``dependsOn`` (and may not reuse the names of)."""
         self.children: list[Application] = []
         """Applications declared in the repository at this Application's path (app-of-apps)."""
         self._lock = asyncio.Lock()
@@ -247,7 +252,7 @@ class AppSync:
 
         built = await asyncio.to_thread(work)
         declared = [inherit_source(m, self.app) for m in built if is_application(m)]
-        self.children = load_applications_from_manifests(declared) if declared else []
+        self.children = load_applications_from_manifests(declared, self.others) if declared else []
         manifests = [m for m in built if not is_application(m)]
         self._manifests = (revision.commit, manifests)
         return manifests
@@ -283,7 +288,7 @@ class AppSync:
 
         try:
             try:
-                revision = await self.fetch()
+                revision = options.revision or await self.fetch()
             except GitopsError as exc:
                 if self.last_good is None:
                     raise

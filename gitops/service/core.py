@@ -53,7 +53,7 @@ from gitops.service.policy import (
     reconcile_children,
 )
 from gitops.service.watchers import RepoWatchers
-from gitops.source import GitSource, WebhookPush, matches
+from gitops.source import GitSource, Revision, WebhookPush, matches
 from gitops.status import HISTORY_LIMIT, AppStatus, StatusStore
 from gitops.sync import AppSync, Mode, RunOptions, SyncResult
 
@@ -398,6 +398,8 @@ class Service:
         if slot.sync is None:
             assert self._source is not None
             slot.sync = AppSync(slot.app, self._source, await self._destinations.get(slot.app))
+            # Applications a repository declares may depend on the config's.
+            slot.sync.others = tuple(self.config.applications)
         return slot.sync
 
     # --- runs ------------------------------------------------------------------------
@@ -444,16 +446,18 @@ class Service:
                     slot.running = False
             await self._notify()
 
-    async def _mode(self, slot: _Slot, sync: AppSync) -> Mode:
+    async def _mode(self, slot: _Slot, sync: AppSync) -> RunOptions:
+        """The run's mode, and the revision fetched to choose it (the run reuses it)."""
         applied = sync.last_good.commit if sync.last_good is not None else None
-        fetched: str | None = None
+        fetched: Revision | None = None
         if applied is not None:
             try:
-                fetched = (await sync.fetch()).commit
+                fetched = await sync.fetch()
             except GitopsError:
-                fetched = None  # the run reports the fetch error
+                fetched = None  # the run fetches again and reports the error
         held = slot.app.self_heal and slot.heal.held(time.monotonic())
-        return choose_mode(fetched, applied, heal_held=held)
+        mode = choose_mode(fetched.commit if fetched else None, applied, heal_held=held)
+        return RunOptions(mode, revision=fetched)
 
     async def _run_once(self, slot: _Slot, reasons: list[str]) -> None:
         app = slot.app
@@ -469,9 +473,9 @@ class Service:
                 started_at=_now(),
             )
         else:
-            mode = await self._mode(slot, sync)
-            log.debug("run started", app=app.name, mode=mode.value, reasons=reasons)
-            result = await sync.run(RunOptions(mode))
+            options = await self._mode(slot, sync)
+            log.debug("run started", app=app.name, mode=options.mode.value, reasons=reasons)
+            result = await sync.run(options)
         await self._finish(slot, result, reasons)
 
     async def _record(self, result: SyncResult) -> AppStatus | None:
