@@ -224,7 +224,7 @@ class GitSource:
                     f"commit {commit} of {display_url(url)} is not in the cache; fetch first"
                 )
             trees.mkdir(parents=True, exist_ok=True)
-            self._write_tree(repo_dir, commit, dest)
+            self._write_tree(repo_dir, commit, dest, _latest_tree(trees))
             self._prune_trees(trees, keep=dest)
         return dest
 
@@ -309,19 +309,61 @@ class GitSource:
 
     # -- trees ----------------------------------------------------------------------
 
-    def _write_tree(self, repo_dir: Path, commit: str, dest: Path) -> None:
+    def _write_tree(
+        self, repo_dir: Path, commit: str, dest: Path, base: Path | None = None
+    ) -> None:
+        """Write the tree of ``commit`` to ``dest``. With ``base`` (the tree of an earlier
+        commit) only what changed between the two is written: the rest is hard-linked
+        from ``base`` (git replaces a file by unlinking it, so ``base`` is untouched)."""
         tmp = dest.with_name(f".tmp-{commit}-{uuid.uuid4().hex[:8]}")
         index = dest.with_name(f".index-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir()
         try:
             env = {"GIT_INDEX_FILE": str(index)}
             self._git(repo_dir, ["read-tree", commit], env)
-            self._git(repo_dir, [f"--work-tree={tmp}", "checkout-index", "--all", "--force"], env)
+            changed = self._changed_paths(repo_dir, base.name, commit) if base else None
+            if base is None or changed is None:
+                tmp.mkdir()
+                self._git(
+                    repo_dir, [f"--work-tree={tmp}", "checkout-index", "--all", "--force"], env
+                )
+            else:
+                _link_tree(base, tmp)
+                for _, path in changed:
+                    target = tmp / path
+                    if target.is_dir() and not target.is_symlink():
+                        shutil.rmtree(target)  # a directory became a file
+                    else:
+                        target.unlink(missing_ok=True)
+                written = [path for status, path in changed if status != "D"]
+                for chunk in range(0, len(written), 500):
+                    self._git(
+                        repo_dir,
+                        [
+                            f"--work-tree={tmp}",
+                            "checkout-index",
+                            "--force",
+                            "--",
+                            *written[chunk : chunk + 500],
+                        ],
+                        env,
+                    )
             _check_symlinks(tmp, commit)
             tmp.rename(dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             index.unlink(missing_ok=True)
+
+    def _changed_paths(self, repo_dir: Path, old: str, new: str) -> list[tuple[str, str]] | None:
+        """(status letter, path) of every path that differs between two commits (``D``
+        deleted, else added, modified or changed type); None when ``old`` is not a
+        commit here."""
+        if not is_full_sha(old) or self._lookup_commit(repo_dir, old) is None:
+            return None
+        out = self._git(
+            repo_dir, ["diff", "--name-status", "--no-renames", "--no-relative", "-z", old, new]
+        )
+        fields = [f for f in out.split("\0") if f]
+        return [(fields[i][0], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
     def _prune_trees(self, trees: Path, keep: Path) -> None:
         done = [p for p in trees.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -382,6 +424,30 @@ def _fetch_error(url: str, e: git.GitCommandError, secrets: tuple[str, ...]) -> 
     if any(p in lowered for p in _AUTH):
         return SourceError(f"fetching {display_url(url)}: access denied: {detail}", retryable=False)
     return SourceError(f"fetching {display_url(url)} failed: {detail}", retryable=True)
+
+
+def _latest_tree(trees: Path) -> Path | None:
+    """The most recently used finished tree of a repository (a base for the next one)."""
+    done = [p for p in trees.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return max(done, key=lambda p: p.stat().st_mtime) if done else None
+
+
+def _link_tree(base: Path, dest: Path) -> None:
+    """``dest`` as a copy of ``base`` whose files are hard links (symlinks copied as such)."""
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel = Path(dirpath).relative_to(base)
+        (dest / rel).mkdir(exist_ok=True)
+        for name in dirnames:
+            src = Path(dirpath) / name
+            if src.is_symlink():
+                (dest / rel / name).symlink_to(src.readlink())
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+        for name in filenames:
+            src = Path(dirpath) / name
+            if src.is_symlink():
+                (dest / rel / name).symlink_to(src.readlink())
+            else:
+                os.link(src, dest / rel / name)
 
 
 def _check_symlinks(root: Path, commit: str) -> None:

@@ -275,3 +275,50 @@ def test_concurrent_fetches_of_several_repositories_all_succeed(
         t.join()
     assert errors == []
     assert results == {(i, j): str(i) for i in range(3) for j in range(3)}
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): (
+            f"-> {p.readlink()}" if p.is_symlink() else p.read_text()
+        )
+        for p in sorted(root.rglob("*"))
+        if p.is_file() or p.is_symlink()
+    }
+
+
+def test_a_tree_written_from_the_previous_commits_tree_equals_a_fresh_checkout(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    commit(repo, {"a.yaml": "a1", "dir/b.yaml": "b1", "dir/c.yaml": "c1", "gone/x.yaml": "x"})
+    source = GitSource(tmp_path / "cache")
+    spec = SourceSpec(str(repo))
+    first = source.checkout(spec, source.fetch(spec).commit)
+    (repo / "gone" / "x.yaml").unlink()
+    (repo / "gone").rmdir()
+    (repo / "dir" / "c.yaml").unlink()
+    (repo / "link.yaml").symlink_to("a.yaml")
+    commit(repo, {"a.yaml": "a2", "gone": "now a file", "new/d.yaml": "d1"}, "second")
+    second_commit = source.fetch(spec).commit
+    second = source.checkout(spec, second_commit)  # incremental: from the first tree
+    fresh = GitSource(tmp_path / "fresh").checkout(
+        spec, GitSource(tmp_path / "fresh").fetch(spec).commit
+    )
+    assert (
+        _files(second)
+        == _files(fresh)
+        == {
+            "a.yaml": "a2",
+            "dir/b.yaml": "b1",
+            "gone": "now a file",
+            "link.yaml": "-> a.yaml",
+            "new/d.yaml": "d1",
+        }
+    )
+    assert _files(first) == {
+        "a.yaml": "a1",
+        "dir/b.yaml": "b1",
+        "dir/c.yaml": "c1",
+        "gone/x.yaml": "x",
+    }
