@@ -279,9 +279,7 @@ def test_concurrent_fetches_of_several_repositories_all_succeed(
 
 def _files(root: Path) -> dict[str, str]:
     return {
-        p.relative_to(root).as_posix(): (
-            f"-> {p.readlink()}" if p.is_symlink() else p.read_text()
-        )
+        p.relative_to(root).as_posix(): (f"-> {p.readlink()}" if p.is_symlink() else p.read_text())
         for p in sorted(root.rglob("*"))
         if p.is_file() or p.is_symlink()
     }
