@@ -502,3 +502,78 @@ def test_moving_a_file_or_renaming_the_application_keeps_the_objects(
         "jsonpath={.metadata.uid} {.metadata.labels.gitops\\.dev/app}",
     )
     assert out == f"{uid} after", "the object was updated in place, not recreated"
+
+
+def test_prune_spares_annotated_objects_and_namespaces_holding_foreign_objects(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    kept = CONFIGMAP.replace(
+        "name: web-config}", "name: kept, annotations: {gitops.dev/prune: disabled}}"
+    )
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shared}\n"
+    repo.commit(
+        {"app/ns.yaml": namespace, "app/kept.yaml": kept, "app/configmap.yaml": CONFIGMAP},
+        "three",
+    )
+    app = application("spare", repo.path, destination={"namespace": "shared"})
+    run_app(cluster, (app, tmp_path / "cache"), [SYNC])
+    kubectl(cluster, "-n", "shared", "create", "configmap", "someone-elses")
+    repo.commit({"app/ns.yaml": None, "app/kept.yaml": None, "app/configmap.yaml": None}, "none")
+    (result,) = run_app(cluster, (app, tmp_path / "cache"), [SYNC])
+    by_key = {str(e.key): e for e in result.changes.entries}
+    assert by_key["ConfigMap/shared/web-config"].action is Action.PRUNED
+    assert by_key["ConfigMap/shared/kept"].action is Action.SKIPPED
+    assert "gitops.dev/prune=disabled" in by_key["ConfigMap/shared/kept"].message
+    assert by_key["Namespace/shared"].action is Action.SKIPPED
+    assert "ConfigMap/someone-elses" in by_key["Namespace/shared"].message
+    kubectl(cluster, "-n", "shared", "get", "configmap", "kept", "someone-elses")
+
+
+def test_the_cli_builds_reports_and_records_status(cluster: ClusterProcess, tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"app/configmap.yaml": CONFIGMAP}, "cm")
+    common = (
+        "--repo",
+        str(repo.path),
+        "--path",
+        "app",
+        "--name",
+        "cli",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    built = gitops("build", *common)
+    assert built.returncode == 0, built.stderr
+    assert "# Source: app/configmap.yaml:1" in built.stdout and "greeting: hello" in built.stdout
+
+    repo.commit({"app/broken.yaml": "kind: ConfigMap\nmetadata: {name: x}\n"}, "no apiVersion")
+    broken = gitops("build", *common)
+    assert broken.returncode == 2
+    assert "app/broken.yaml:1" in broken.stderr and "apiVersion" in broken.stderr
+    repo.commit({"app/broken.yaml": None}, "fixed")
+
+    # The built-in cluster of a state directory (as `gitops up` lays it out).
+    state = tmp_path / "state"
+    (state / "cluster").mkdir(parents=True)
+    shutil.copy(cluster.kubeconfig, state / "cluster" / "kubeconfig")
+    dest = ("--state-dir", str(state), "--namespace", "cli")
+    kubectl(cluster, "create", "namespace", "cli")
+    assert gitops("diff", *common, *dest).returncode == 1  # a ConfigMap to create
+    synced = gitops("sync", *common, *dest)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "created  ConfigMap/cli/web-config" in synced.stdout
+    assert gitops("diff", *common, *dest).returncode == 0
+
+    kubectl(cluster, "-n", "cli", "label", "configmap", "web-config", "hand=made")
+    report = tmp_path / "drift.xml"
+    drift = gitops(
+        "drift", *common, *dest, "--format", "junit", "--output", str(report), "--exit-code"
+    )
+    assert drift.returncode == 1
+    assert "<failure" in report.read_text() and "metadata.labels.hand" in report.read_text()
+
+    status = gitops("status", "--state-dir", str(state))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("cli: Synced, Healthy, revision ")
+    assert " sync " in status.stdout and "1 created" in status.stdout
