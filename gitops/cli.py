@@ -86,6 +86,16 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME.KEY=VALUE",
         help="a controller setting, e.g. job.backoff-base=1 (repeatable)",
     )
+    parser.add_argument(
+        "--service-cidr",
+        default="10.43.0.0/16",
+        help="IPv4 range Services get their cluster IPs from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--service-node-port-range",
+        default="30000-32767",
+        help="ports NodePort and LoadBalancer Services get node ports from (default: %(default)s)",
+    )
 
 
 def _log_stream(args: argparse.Namespace) -> Any:
@@ -212,11 +222,20 @@ def cluster_config(
         parser.error(str(exc))
 
     from runtime.api.objects import ApiOptions
+    from runtime.api.services import ServiceNetworkError, parse_port_range, parse_service_cidr
 
+    try:
+        parse_service_cidr(args.service_cidr)
+        parse_port_range(args.service_node_port_range)
+    except ServiceNetworkError as exc:
+        parser.error(str(exc))
     api = ApiServerConfig(
         # Owners' deletions wait for dependents only where a garbage collector runs.
         api=ApiOptions(
-            garbage_collection="garbagecollector" in controllers and args.runtime != "none"
+            garbage_collection="garbagecollector" in controllers and args.runtime != "none",
+            service_cidr=args.service_cidr,
+            service_node_port_range=args.service_node_port_range,
+            apiserver_port=args.port or 6443,
         ),
         state_dir=state_dir,
         host=args.host,

@@ -6,18 +6,20 @@ in-process components that need the same semantics. It owns the rules Kubernetes
 generic registry applies around storage: system metadata (uid, creationTimestamp,
 generation, managedFields), decoding checks, defaulting and validation (admission),
 namespaces that must exist, optimistic concurrency, finalizers and
-``deletionTimestamp``, propagation policies, dry-run, CRDs registering resources, and
-version conversion for multi-version custom resources. Storage itself is
+``deletionTimestamp``, propagation policies, dry-run, CRDs registering resources,
+version conversion for multi-version custom resources, and Service cluster IP / node
+port allocation (:mod:`runtime.api.services`). Storage itself is
 :mod:`runtime.api.store`.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,7 @@ import structlog
 from kubemodel import errors, patch
 from kubemodel.errors import ApiError
 from kubemodel.schema import Node, Schemas
-from runtime.api import admission, decode, ssa, storageclasses
+from runtime.api import admission, decode, services, ssa, storageclasses
 from runtime.api.registry import CustomInfo, Registry, ResourceInfo
 from runtime.api.selectors import (
     FieldSelector,
@@ -85,6 +87,12 @@ class ApiOptions:
     # Pods bound to a node are deleted gracefully (deletionTimestamp + grace period) and
     # removed by their kubelet, as in Kubernetes. Without kubelets, turn this off.
     graceful_pod_deletion: bool = True
+    # Where Services get their cluster IPs and node ports (kube-apiserver's
+    # --service-cluster-ip-range and --service-node-port-range; defaults as k3s).
+    service_cidr: str = services.DEFAULT_SERVICE_CIDR
+    service_node_port_range: str = services.DEFAULT_NODE_PORT_RANGE
+    # The API server's secure port: the targetPort of the ``kubernetes`` Service.
+    apiserver_port: int = 6443
 
 
 @dataclass
@@ -272,6 +280,11 @@ class ObjectAPI:
         self.options = options or ApiOptions()
         self._registry_listeners: list[Callable[[], None]] = []
         self._roots: dict[tuple[str, str, str], Node] = {}
+        self.services = services.ServiceAllocator(
+            services.parse_service_cidr(self.options.service_cidr),
+            services.parse_port_range(self.options.service_node_port_range),
+            lambda: (e.obj() for e in store.iter(services.SERVICES)),
+        )
 
     # --- start-up ---------------------------------------------------------------------
     async def bootstrap(self) -> None:
@@ -289,6 +302,19 @@ class ObjectAPI:
                 except ApiError as exc:
                     if exc.reason != "AlreadyExists":
                         raise
+        self.services.load()
+        await self._kubernetes_service()
+
+    async def _kubernetes_service(self) -> None:
+        """kube-apiserver's own Service, ``default/kubernetes``, created when missing."""
+        info = self._info("", "v1", "services")
+        if self.store.latest(info.store_key, "default", "kubernetes") is not None:
+            return
+        body = services.kubernetes_service(self.services.cidr, self.options.apiserver_port)
+        try:
+            await self.create(info, "default", body, WriteOptions(field_manager="kube-apiserver"))
+        except ApiError as exc:
+            log.warning("apiserver.kubernetes_service_failed", error=exc.message)
 
     def on_registry_change(self, listener: Callable[[], None]) -> None:
         self._registry_listeners.append(listener)
@@ -483,6 +509,8 @@ class ObjectAPI:
     def _admit(self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if old is None and info.group == "" and info.plural == "persistentvolumeclaims":
             self._default_storage_class(obj)
+        if old is not None and info.store_key == services.SERVICES:
+            services.prepare_update(obj, old)
         admission.default(info, obj)
         causes = admission.validate(info, obj, old)
         if info.store_key == CRDS and not causes:
@@ -500,6 +528,27 @@ class ObjectAPI:
         name = storageclasses.default_class(e.obj() for e in self.store.iter(classes.store_key))
         if name is not None:
             claim.setdefault("spec", {})["storageClassName"] = name
+
+    @contextlib.contextmanager
+    def _allocated(
+        self, info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None, dry_run: bool
+    ) -> Iterator[None]:
+        """A Service's cluster IP and node ports for the write of ``obj`` (in the same
+        critical section as the store write): kept when the write is stored, given back
+        when it fails or is a dry run — kube-apiserver's BeginCreate/BeginUpdate."""
+        if info.store_key != services.SERVICES:
+            yield
+            return
+        allocation = self.services.allocate(obj, old)
+        try:
+            yield
+        except BaseException:
+            allocation.revert()
+            raise
+        if dry_run:
+            allocation.revert()
+        else:
+            allocation.commit()
 
     def _track(
         self,
@@ -587,14 +636,15 @@ class ObjectAPI:
         storage = self.registry.storage_info(info)
         if self.store.latest(info.store_key, namespace, name) is not None:
             raise errors.already_exists(info.group, info.plural, name)
-        if opts.dry_run:
-            return WriteResult(obj, created=True, warnings=warnings)
-        stored = dict(obj)
-        stored["apiVersion"] = storage.api_version
-        try:
-            entry = await self.store.create(info.store_key, namespace, name, stored)
-        except Exception as exc:
-            raise self._store_error(info, name, exc) from exc
+        with self._allocated(info, obj, None, opts.dry_run):
+            if opts.dry_run:
+                return WriteResult(obj, created=True, warnings=warnings)
+            stored = dict(obj)
+            stored["apiVersion"] = storage.api_version
+            try:
+                entry = await self.store.create(info.store_key, namespace, name, stored)
+            except Exception as exc:
+                raise self._store_error(info, name, exc) from exc
         if info.store_key == CRDS:
             self._register_crd(entry.obj())
         return WriteResult(self.convert(info, entry.obj()), created=True, warnings=warnings)
@@ -720,19 +770,20 @@ class ObjectAPI:
             self._track(
                 info, old, new, opts.field_manager, subresource if subresource == "status" else ""
             )
-        compare_old = dict(old)
-        compare_old["metadata"] = {k: v for k, v in old_meta.items() if k != "resourceVersion"}
-        if _strip_managed_times(new) == _strip_managed_times(compare_old):
-            old_meta_out = dict(old_meta)
-            result = dict(old)
-            result["metadata"] = old_meta_out
-            return WriteResult(result, warnings=warnings)
-        if _delete_during_update(info, old, new):
-            return await self._remove(info, namespace, name, new, expect_rv, opts)
-        if opts.dry_run:
-            meta["resourceVersion"] = str(expect_rv)
-            return WriteResult(new, warnings=warnings)
-        entry = await self._store_update(info, namespace, name, new, expect_rv)
+        with self._allocated(info, new, old, opts.dry_run):
+            compare_old = dict(old)
+            compare_old["metadata"] = {k: v for k, v in old_meta.items() if k != "resourceVersion"}
+            if _strip_managed_times(new) == _strip_managed_times(compare_old):
+                old_meta_out = dict(old_meta)
+                result = dict(old)
+                result["metadata"] = old_meta_out
+                return WriteResult(result, warnings=warnings)
+            if _delete_during_update(info, old, new):
+                return await self._remove(info, namespace, name, new, expect_rv, opts)
+            if opts.dry_run:
+                meta["resourceVersion"] = str(expect_rv)
+                return WriteResult(new, warnings=warnings)
+            entry = await self._store_update(info, namespace, name, new, expect_rv)
         if info.store_key == CRDS:
             self._register_crd(entry.obj())
         return WriteResult(self.convert(info, entry.obj()), warnings=warnings)
@@ -1034,6 +1085,8 @@ class ObjectAPI:
             entry = await self.store.delete(info.store_key, namespace, name, obj, rv)
         except Exception as exc:
             raise self._store_error(info, name, exc) from exc
+        if info.store_key == services.SERVICES:
+            self.services.release(obj)
         if info.store_key == CRDS:
             self._unregister_crd(str(_meta(obj).get("name")))
         return WriteResult(self.convert(info, entry.obj()))

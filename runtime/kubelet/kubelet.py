@@ -566,9 +566,24 @@ class Kubelet:
         await self.server.stop()
 
 
+def _gate_conditions(pod: dict[str, Any]) -> dict[str, Any]:
+    """The status of the pod's readiness-gate conditions (written by other controllers)."""
+    gates = {g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates") or []}
+    if not gates:
+        return {}
+    return {
+        c.get("type"): c.get("status")
+        for c in (pod.get("status") or {}).get("conditions") or []
+        if c.get("type") in gates
+    }
+
+
 def _same_desired(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """True when two versions of a pod differ only in status and bookkeeping metadata."""
+    """True when two versions of a pod differ only in status and bookkeeping metadata
+    (other than readiness-gate conditions, which change the pod's Ready)."""
     if old.get("spec") != new.get("spec"):
+        return False
+    if _gate_conditions(old) != _gate_conditions(new):
         return False
     ignore = ("resourceVersion", "managedFields", "generation")
     old_meta = {k: v for k, v in (old.get("metadata") or {}).items() if k not in ignore}
