@@ -112,6 +112,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import shlex
@@ -572,7 +573,14 @@ class ServiceProxy:
             )
         except OSError as exc:
             raise ProxyError(f"cannot run {argv[0]}: {exc}", retryable=False) from exc
-        out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+        try:
+            out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+        except asyncio.CancelledError:
+            # Stopped mid-command: end the child and reap it, so no pipe outlives the loop.
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.communicate()
+            raise
         return _Result(
             proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
         )
