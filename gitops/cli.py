@@ -96,6 +96,24 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         default="30000-32767",
         help="ports NodePort and LoadBalancer Services get node ports from (default: %(default)s)",
     )
+    parser.add_argument(
+        "--ingress-port",
+        type=int,
+        default=None,
+        help="HTTP port of the built-in ingress controller (default: no ingress listener; "
+        "0 picks a free port)",
+    )
+    parser.add_argument(
+        "--ingress-tls-port",
+        type=int,
+        default=None,
+        help="HTTPS port of the built-in ingress controller (default: none)",
+    )
+    parser.add_argument(
+        "--ingress-host",
+        default="127.0.0.1",
+        help="address the ingress listeners bind and Ingresses report (default: %(default)s)",
+    )
 
 
 def _log_stream(args: argparse.Namespace) -> Any:
@@ -213,6 +231,7 @@ def cluster_config(
         enabled_controllers,
         parse_settings,
     )
+    from runtime.network.wiring import NetworkConfig
     from runtime.server.serve import ApiServerConfig
 
     try:
@@ -229,6 +248,10 @@ def cluster_config(
         parse_port_range(args.service_node_port_range)
     except ServiceNetworkError as exc:
         parser.error(str(exc))
+    for flag in ("ingress_port", "ingress_tls_port"):
+        value = getattr(args, flag)
+        if value is not None and not 0 <= value <= 65535:
+            parser.error(f"--{flag.replace('_', '-')} must be a port number (0-65535)")
     api = ApiServerConfig(
         # Owners' deletions wait for dependents only where a garbage collector runs.
         api=ApiOptions(
@@ -253,6 +276,12 @@ def cluster_config(
         api=api,
         controllers=tuple(controllers),
         controller_settings=settings,
+        network=NetworkConfig(
+            service_cidr=args.service_cidr,
+            ingress_host=args.ingress_host,
+            ingress_port=args.ingress_port,
+            ingress_tls_port=args.ingress_tls_port,
+        ),
     )
     return config
 

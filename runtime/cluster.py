@@ -1,6 +1,8 @@
 """Wires a whole built-in cluster together and runs it in the foreground
 (``gitops cluster up``): the API server and store, the scheduler, the node lifecycle
-controller, and one kubelet per node driving podman, docker or the fake runtime.
+controller, the networking (service proxy, cluster DNS, ingress controller:
+:mod:`runtime.network.wiring`), and one kubelet per node driving podman, docker or the
+fake runtime.
 Every component except the API server reaches the API over HTTPS with the generated
 kubeconfig, as it would on a real cluster. Called by :mod:`gitops.cli`.
 """
@@ -14,18 +16,19 @@ import signal
 import sys
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from kubeclient.factory import InformerFactory
-from kubeclient.rest import Client, load_kubeconfig
+from kubeclient.rest import Client, KubeError, load_kubeconfig
 from runtime.controllers.manager import ControllerContext, ControllerManager
 from runtime.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from runtime.kubelet.cri import ContainerRuntime
 from runtime.kubelet.kubelet import Kubelet, KubeletOptions
+from runtime.network.wiring import KUBE_DNS, ClusterNetwork, NetworkConfig, NetworkError
 from runtime.server.serve import ApiServer, ApiServerConfig
 from runtime.server.tls import issue_serving_certificate
 
@@ -50,6 +53,9 @@ class ClusterConfig:
     #: Controllers to run (runtime.controllers.manager.CONTROLLERS names).
     controllers: tuple[str, ...] = ()
     controller_settings: Mapping[str, str] = field(default_factory=dict)
+    #: Networking: service CIDR (as the API server's), cluster domain, ingress listeners
+    #: (``engine`` and ``gateway`` are filled in from the runtime at start).
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
 
 async def _works(*command: str) -> bool:
@@ -115,6 +121,8 @@ class Cluster:
         self.kubelets: list[Kubelet] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.runtime_name = ""
+        self.network: ClusterNetwork | None = None
+        self.network_client: Client | None = None
 
     async def start(self) -> None:
         self.runtime_name = await choose_runtime(self.config.runtime)
@@ -146,11 +154,18 @@ class Cluster:
             self._tasks.append(asyncio.create_task(manager.run()))
         assert self.server.credentials is not None
         token = self.server.credentials.token
-        for name in node_names(self.config.nodes):
+        names = node_names(self.config.nodes)
+        runtimes = [make_runtime(self.runtime_name, self.config.state_dir, n) for n in names]
+        try:
+            self.network = await self._start_network(runtimes[0])
+        except BaseException:
+            for runtime in runtimes:
+                await runtime.close()
+            raise
+        for name, runtime in zip(names, runtimes, strict=True):
             cert = issue_serving_certificate(
                 self.config.state_dir, name, ("127.0.0.1", "localhost")
             )
-            runtime = make_runtime(self.runtime_name, self.config.state_dir, name)
             kubelet = Kubelet(
                 self.client,
                 runtime,
@@ -162,11 +177,35 @@ class Cluster:
                     labels={"node-role.kubernetes.io/control-plane": "true"}
                     if name == "node-0"
                     else {},
+                    cluster_dns=self.network.cluster_dns,
+                    cluster_domain=self.config.network.cluster_domain,
                 ),
             )
             self.kubelets.append(kubelet)
             self._tasks.append(asyncio.create_task(kubelet.run()))
         await asyncio.gather(*(k.ready.wait() for k in self.kubelets))
+
+    async def _start_network(self, runtime: ContainerRuntime) -> ClusterNetwork:
+        """The proxy, cluster DNS and ingress controller, on a client of their own."""
+        engine = self.runtime_name in ("podman", "docker")
+        gateway: str | None = None
+        if engine:
+            try:
+                gateway = await runtime.network_gateway()
+            except Exception as exc:  # the engine's problem shows again in the kubelet
+                log.warning("cluster.no_network_gateway", error=str(exc))
+        config = replace(self.config.network, engine=engine, gateway=gateway)
+        self.network_client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
+        await self.network_client.open()
+        network = ClusterNetwork(self.network_client, config)
+        try:
+            await network.start()
+        except BaseException as exc:
+            await network.stop()
+            if isinstance(exc, NetworkError):
+                raise ClusterError(str(exc)) from exc
+            raise
+        return network
 
     async def stop(self, *, remove_containers: bool = True) -> None:
         """Stop everything; by default also the pods' containers (nothing is left on the
@@ -184,6 +223,10 @@ class Cluster:
                 log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
             finally:
                 await kubelet.runtime.close()
+        if self.network is not None:
+            await self.network.stop()
+        if self.network_client is not None:
+            await self.network_client.close()
         if self.controller_client is not None:
             await self.controller_client.close()
         if self.client is not None:
@@ -237,6 +280,9 @@ async def run_cluster(config: ClusterConfig) -> int:
             f"(runtime {cluster.runtime_name})",
             flush=True,
         )
+    if cluster.network is not None:
+        for line in cluster.network.summary():
+            print(line, flush=True)
     waiter = asyncio.ensure_future(server.wait())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -245,6 +291,18 @@ async def run_cluster(config: ClusterConfig) -> int:
     await cluster.stop()
     waiter.cancel()
     return 0
+
+
+async def _cluster_dns_of(client: Client) -> tuple[str, ...]:
+    """The running cluster's DNS address for a kubelet of its own: the cluster IP of
+    ``kube-system/kube-dns`` (none when that Service does not exist)."""
+    try:
+        svc = await client.get("v1", "services", KUBE_DNS[1], namespace=KUBE_DNS[0])
+    except KubeError as exc:
+        log.warning("kubelet.no_cluster_dns", error=str(exc))
+        return ()
+    ip = (svc.get("spec") or {}).get("clusterIP")
+    return (str(ip),) if ip and ip != "None" else ()
 
 
 async def run_kubelet(state_dir: Path, node_name: str, runtime: str) -> int:
@@ -278,6 +336,7 @@ async def run_kubelet(state_dir: Path, node_name: str, runtime: str) -> int:
                 root_dir=state_dir / "nodes" / node_name,
                 server_token=token,
                 server_cert=cert,
+                cluster_dns=await _cluster_dns_of(client),
             ),
         )
         task = asyncio.create_task(kubelet.run())

@@ -290,6 +290,12 @@ class ContainerRuntime(Protocol):
 
     async def stats(self, container_id: str) -> ContainerStats: ...
 
+    async def network_gateway(self) -> str | None:
+        """The host's address on the bridge network the sandboxes attach to (the pods'
+        default gateway, where host services such as the cluster DNS listen for them);
+        None when the runtime has no such network (fake) or it cannot be read."""
+        ...
+
     async def close(self) -> None:
         """Release what the runtime holds (connections, helper processes); sandboxes and
         containers keep running. Idempotent."""

@@ -90,6 +90,10 @@ class KubeletOptions:
     # cluster CA (cert, key). Without a token, logs are not served.
     server_token: str = ""
     server_cert: tuple[Path, Path] | None = None
+    # Cluster DNS for pods (``--cluster-dns``/``--cluster-domain``); used when ``sync``
+    # is None (an explicit SyncOptions carries its own).
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
 
 
 class _PodEvents:
@@ -160,7 +164,12 @@ class Kubelet:
         )
         self.recorder = _PodEvents(self.events)
         self.probes = ProbeManager(runtime, self._wake_uid)
-        sync = options.sync or SyncOptions(node_name=options.node_name, node_ip=options.node_ip)
+        sync = options.sync or SyncOptions(
+            node_name=options.node_name,
+            node_ip=options.node_ip,
+            cluster_dns=options.cluster_dns,
+            cluster_domain=options.cluster_domain,
+        )
         self.syncer = PodSyncer(
             runtime,
             sync,

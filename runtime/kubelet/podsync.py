@@ -41,6 +41,7 @@ from runtime.kubelet.cri import (
 )
 from runtime.kubelet.env import expand
 from runtime.kubelet.pleg import Relister
+from runtime.kubelet.resolvconf import ClusterDnsSettings, PodDns, pod_dns
 from runtime.kubelet.status import ContainerView, PodView, Waiting, pod_status
 
 log = structlog.get_logger(__name__)
@@ -109,6 +110,12 @@ class SyncOptions:
     # How often the kubelet relists the node's sandboxes and containers (pods whose
     # containers changed are synced at once).
     relist_period: float = 1.0
+    #: The cluster DNS server addresses pods with ``dnsPolicy: ClusterFirst`` use
+    #: (kubelet ``--cluster-dns``; empty: they fall back to ``Default``).
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    #: The host's resolv.conf (kubelet ``--resolv-conf``): search domains and ``Default``.
+    resolv_conf: str = "/etc/resolv.conf"
 
 
 class Backoff:
@@ -197,7 +204,11 @@ def _resources(container: Mapping[str, Any]) -> Resources:
     )
 
 
-def sandbox_config(pod: Mapping[str, Any], node_name: str, attempt: int) -> SandboxConfig:
+def sandbox_config(
+    pod: Mapping[str, Any], node_name: str, attempt: int, dns: PodDns | None = None
+) -> SandboxConfig:
+    """The sandbox the kubelet asks the runtime for; ``dns`` is the pod's computed DNS
+    (:func:`runtime.kubelet.resolvconf.pod_dns`; default: without cluster DNS)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     hostname = str(spec.get("hostname") or meta.get("name", ""))[:63]
@@ -213,17 +224,8 @@ def sandbox_config(pod: Mapping[str, Any], node_name: str, attempt: int) -> Sand
                         str(p.get("hostIP", "")),
                     )
                 )
-    dns_conf = spec.get("dnsConfig") or {}
-    dns = None
-    if spec.get("dnsPolicy") == "None" or dns_conf:
-        dns = cri.DNSConfig(
-            nameservers=tuple(dns_conf.get("nameservers") or ()),
-            searches=tuple(dns_conf.get("searches") or ()),
-            options=tuple(
-                f"{o['name']}:{o['value']}" if o.get("value") else str(o.get("name"))
-                for o in dns_conf.get("options") or []
-            ),
-        )
+    if dns is None:
+        dns = pod_dns(pod, ClusterDnsSettings())
     aliases = tuple(
         (str(a.get("ip")), tuple(str(h) for h in a.get("hostnames") or ()))
         for a in spec.get("hostAliases") or []
@@ -241,7 +243,7 @@ def sandbox_config(pod: Mapping[str, Any], node_name: str, attempt: int) -> Sand
             cri.LABEL_SANDBOX_ATTEMPT: str(attempt),
         },
         port_mappings=tuple(ports),
-        dns=dns,
+        dns=dns.config,
         host_aliases=aliases,
         host_network=bool(spec.get("hostNetwork")),
         attempt=attempt,
@@ -402,9 +404,19 @@ class PodSyncer:
 
     async def _new_sandbox(self, pod: dict[str, Any], attempt: int) -> SandboxStatus | None:
         try:
+            dns = pod_dns(
+                pod,
+                ClusterDnsSettings(
+                    self.options.cluster_dns,
+                    self.options.cluster_domain,
+                    self.options.resolv_conf,
+                ),
+            )
+            for reason, message in dns.warnings:
+                self.recorder.event(pod, "Warning", reason, message)
             with self._changing(pod):
                 return await self.runtime.run_sandbox(
-                    sandbox_config(pod, self.options.node_name, attempt)
+                    sandbox_config(pod, self.options.node_name, attempt, dns)
                 )
         except cri.RuntimeError_ as exc:
             self.recorder.event(

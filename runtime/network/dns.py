@@ -70,6 +70,7 @@ import asyncio
 import contextlib
 import ipaddress
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Coroutine, Iterable, Sequence
@@ -656,6 +657,29 @@ class DnsOptions:
     ttl: int = 5
     forward_timeout: float = 2.0  # per upstream and transport
     resolv_conf: str = "/etc/resolv.conf"
+    #: Bind listen addresses that are not (yet) on any interface (Linux ``IP_FREEBIND``):
+    #: a container bridge's gateway exists only once the engine has created the bridge.
+    freebind: bool = False
+
+
+_IP_FREEBIND = 15  # linux/in.h; the socket module of Python 3.11 lacks the constant
+
+
+def _freebind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        level = socket.IPPROTO_IPV6 if family == socket.AF_INET6 else socket.IPPROTO_IP
+        sock.setsockopt(level, _IP_FREEBIND, 1)
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def upstreams_from_resolv_conf(
@@ -849,12 +873,23 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         attempts = 5 if port == 0 else 1
         for attempt in range(attempts):
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: _ServerProtocol(self), local_addr=(host, port)
-            )
+            if self.options.freebind:
+                udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _ServerProtocol(self),
+                    sock=_freebind_socket(host, port, socket.SOCK_DGRAM),
+                )
+            else:
+                udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _ServerProtocol(self), local_addr=(host, port)
+                )
             bound = udp.get_extra_info("sockname")
             try:
-                server = await asyncio.start_server(self._serve_tcp, host, bound[1])
+                if self.options.freebind:
+                    server = await asyncio.start_server(
+                        self._serve_tcp, sock=_freebind_socket(host, bound[1], socket.SOCK_STREAM)
+                    )
+                else:
+                    server = await asyncio.start_server(self._serve_tcp, host, bound[1])
             except OSError:
                 udp.close()
                 if attempt + 1 == attempts:

@@ -29,12 +29,14 @@ def started(
     options: tuple[str, ...] = (),
     start_timeout: float | None = None,
     stop_timeout: float | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[ClusterProcess]:
     """A cluster process in ``state_dir`` with ``--nodes nodes``, ``--controllers
     controllers`` and one ``--controller-option`` per entry of ``options`` (each left out
-    when not given), started and, whatever happens, stopped again. The timeouts default
-    to :class:`ClusterProcess`'s own."""
-    args: list[str] = []
+    when not given) plus ``extra_args`` (other ``cluster up`` flags), started and,
+    whatever happens, stopped again. The timeouts default to :class:`ClusterProcess`'s
+    own."""
+    args: list[str] = [*extra_args]
     if nodes is not None:
         args += ["--nodes", str(nodes)]
     if controllers is not None:

@@ -398,6 +398,17 @@ class DockerRuntime:
     async def close(self) -> None:
         """Nothing to release: each call is its own docker CLI process."""
 
+    async def network_gateway(self) -> str | None:
+        """The gateway of docker's default ``bridge`` network (typically 172.17.0.1)."""
+        result = await self._run("network", "inspect", "bridge")
+        if not result.ok:
+            return None
+        for network in decode_json_list(result):
+            for config in (network.get("IPAM") or {}).get("Config") or []:
+                if isinstance(config, dict) and config.get("Gateway"):
+                    return str(config["Gateway"])
+        return None
+
     async def stats(self, container_id: str) -> ContainerStats:
         data = await self._api_get(f"/containers/{container_id}/stats?stream=false&one-shot=true")
         memory = data.get("memory_stats") or {}

@@ -274,6 +274,10 @@ class FakeRuntime:
     async def close(self) -> None:
         """Nothing to release: the fake runtime holds only memory."""
 
+    async def network_gateway(self) -> str | None:
+        """No bridge network: the fake runtime's pod IPs are on no interface."""
+        return None
+
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)
         env = _env(c.config)

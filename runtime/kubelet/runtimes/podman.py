@@ -752,6 +752,17 @@ class PodmanRuntime:
     async def close(self) -> None:
         await self.service.close()
 
+    async def network_gateway(self) -> str | None:
+        """The gateway of podman's default network ``podman`` (typically 10.88.0.1)."""
+        result = await self._run("network", "inspect", "podman")
+        if not result.ok:
+            return None
+        for network in decode_json_list(result):
+            for subnet in network.get("subnets") or []:
+                if isinstance(subnet, dict) and subnet.get("gateway"):
+                    return str(subnet["gateway"])
+        return None
+
     # --- plumbing -----------------------------------------------------------------------
     async def _run(self, *args: str, timeout: float | None = None) -> Completed:
         return await run_engine(
