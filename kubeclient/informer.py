@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -25,6 +25,20 @@ AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]
 IndexFunc = Callable[[Obj], Iterable[str]]
+
+
+class ObjectSource(Protocol):
+    """The read side of an informer that wiring functions need: the cached objects and
+    the handler registration (an :class:`Informer`, or a test's stand-in)."""
+
+    def items(self) -> list[Obj]: ...
+
+    def on(
+        self,
+        add: AddHandler | None = None,
+        update: UpdateHandler | None = None,
+        delete: DeleteHandler | None = None,
+    ) -> None: ...
 
 
 def key_of(obj: Obj) -> str:

@@ -72,7 +72,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import structlog
@@ -84,7 +84,7 @@ from cryptography.x509.oid import NameOID
 from multidict import CIMultiDict
 from yarl import URL
 
-from kubeclient.informer import key_of
+from kubeclient.informer import ObjectSource, key_of
 from kubeclient.rest import Client
 
 log = structlog.get_logger(__name__)
@@ -692,17 +692,6 @@ class RouteTable:
 
 
 # --- wiring to informers and the API ------------------------------------------------------
-class ObjectSource(Protocol):
-    """What :func:`bind_informers` needs of an informer."""
-
-    def items(self) -> list[Obj]: ...
-
-    def on(
-        self,
-        add: Callable[[Obj], None] | None = None,
-        update: Callable[[Obj, Obj], None] | None = None,
-        delete: Callable[[Obj], None] | None = None,
-    ) -> None: ...
 
 
 def bind_informers(

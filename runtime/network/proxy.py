@@ -119,9 +119,11 @@ import shlex
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
+
+from kubeclient.informer import ObjectSource
 
 log = structlog.get_logger(__name__)
 
@@ -623,17 +625,6 @@ def _jump_target(words: list[str]) -> str:
 
 
 # --- wiring to informers --------------------------------------------------------------------
-class ObjectSource(Protocol):
-    """What :func:`bind_informers` needs of an informer."""
-
-    def items(self) -> list[Obj]: ...
-
-    def on(
-        self,
-        add: Callable[[Obj], None] | None = None,
-        update: Callable[[Obj, Obj], None] | None = None,
-        delete: Callable[[Obj], None] | None = None,
-    ) -> None: ...
 
 
 def bind_informers(
