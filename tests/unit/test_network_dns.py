@@ -589,10 +589,19 @@ class FakeUpstream:
             await writer.drain()
             writer.close()
 
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self._udp.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(tcp, "127.0.0.1", self.port)
-        return self
+        # UDP picks a free port; TCP may find that number taken by someone else: retry.
+        for attempt in range(10):
+            self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            self.port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(tcp, "127.0.0.1", self.port)
+            except OSError:
+                self._udp.close()
+                if attempt == 9:
+                    raise
+                continue
+            return self
+        raise AssertionError("unreachable")
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._udp is not None and self._tcp is not None
