@@ -114,6 +114,12 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="address the ingress listeners bind and Ingresses report (default: %(default)s)",
     )
+    parser.add_argument(
+        "--service-host",
+        default="127.0.0.1",
+        help="address NodePort and LoadBalancer Service ports bind and LoadBalancer "
+        "Services report (default: %(default)s)",
+    )
 
 
 def _log_stream(args: argparse.Namespace) -> Any:
@@ -281,6 +287,7 @@ def cluster_config(
             ingress_host=args.ingress_host,
             ingress_port=args.ingress_port,
             ingress_tls_port=args.ingress_tls_port,
+            service_host=args.service_host,
         ),
     )
     return config

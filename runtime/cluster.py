@@ -215,6 +215,13 @@ class Cluster:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # The network first: its host rules and listeners must go even when removing the
+        # containers fails or hangs on a broken engine.
+        if self.network is not None:
+            try:
+                await self.network.stop()
+            except Exception as exc:
+                log.warning("cluster.network_stop_failed", error=str(exc))
         for kubelet in self.kubelets:
             try:
                 if remove_containers:
@@ -223,8 +230,6 @@ class Cluster:
                 log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
             finally:
                 await kubelet.runtime.close()
-        if self.network is not None:
-            await self.network.stop()
         if self.network_client is not None:
             await self.network_client.close()
         if self.controller_client is not None:

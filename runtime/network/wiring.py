@@ -1,7 +1,8 @@
 """The built-in cluster's networking, started and stopped as one piece: the service proxy
 (:mod:`runtime.network.proxy`), the cluster DNS server (:mod:`runtime.network.dns`) with
-its ``kube-system/kube-dns`` Service, and the ingress controller
-(:mod:`runtime.network.ingress`). Called by :class:`runtime.cluster.Cluster`
+its ``kube-system/kube-dns`` Service, the ingress controller
+(:mod:`runtime.network.ingress`) and the host ports of NodePort and LoadBalancer
+Services (:mod:`runtime.network.hostports`). Called by :class:`runtime.cluster.Cluster`
 (``gitops cluster up``), which passes the kubelets :attr:`ClusterNetwork.cluster_dns`.
 
 What runs where:
@@ -10,6 +11,13 @@ What runs where:
   (ClusterIP, ``clusterIP`` the 10th address of the service CIDR — 10.43.0.10 for the
   default 10.43.0.0/16 — ports 53/UDP ``dns`` and 53/TCP ``dns-tcp``, no selector) is
   created when missing.
+* The host ports (every runtime except ``none``, the fake one too): each NodePort and
+  LoadBalancer Service port listens on ``--service-host`` (``NetworkConfig.service_host``,
+  127.0.0.1 by default) at its node port, LoadBalancer ports also at their own port, and
+  LoadBalancer Services get ``status.loadBalancer.ingress`` = that address; a port that
+  cannot be bound is a Warning event on the Service (component
+  ``service-lb-controller``). This traffic is relayed in userspace by this process;
+  cluster-IP traffic from pods goes through the proxy's kernel rules instead.
 * With a container engine (podman, docker; ``NetworkConfig.engine``):
 
   - the service proxy (iptables DNAT of cluster IPs to endpoints), its leftovers of a
@@ -46,8 +54,10 @@ from typing import Any
 
 import structlog
 
+from kubeclient.events import EventRecorder
 from kubeclient.factory import InformerFactory
 from kubeclient.rest import Client, KubeError
+from runtime.network import hostports as hostports_mod
 from runtime.network import ingress as ingress_mod
 from runtime.network import proxy as proxy_mod
 from runtime.network.dns import ClusterRecords, DnsOptions, DnsServer
@@ -77,6 +87,8 @@ class NetworkConfig:
     ingress_host: str = "127.0.0.1"
     ingress_port: int | None = None
     ingress_tls_port: int | None = None
+    #: Where NodePort and LoadBalancer ports listen (``--service-host``).
+    service_host: str = "127.0.0.1"
     proxy: proxy_mod.ProxyOptions = field(default_factory=proxy_mod.ProxyOptions)
 
 
@@ -161,7 +173,8 @@ class NetworkError(Exception):
 
 
 class ClusterNetwork:
-    """The proxy, DNS server and ingress controller of one cluster (start, then stop)."""
+    """The proxy, DNS server, ingress controller and host ports of one cluster (start,
+    then stop)."""
 
     def __init__(self, client: Client, config: NetworkConfig) -> None:
         self.client = client
@@ -172,6 +185,8 @@ class ClusterNetwork:
         self.dns: DnsServer | None = None
         self.router: ingress_mod.IngressRouter | None = None
         self.table: ingress_mod.RouteTable | None = None
+        self.hostports: hostports_mod.HostPorts | None = None
+        self.events: EventRecorder | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._status_tasks: set[asyncio.Task[Any]] = set()
         self._gateway_dns = False
@@ -207,6 +222,8 @@ class ClusterNetwork:
             lines.append(f"cluster DNS: {listen} (pods use {', '.join(self.cluster_dns) or '-'})")
         for name, port in sorted(self.ingress_ports.items()):
             lines.append(f"ingress {name}: {self.config.ingress_host}:{port}")
+        if self.hostports is not None:
+            lines.append(f"service node ports and load balancers: {self.config.service_host}")
         return lines
 
     async def start(self) -> None:
@@ -218,6 +235,7 @@ class ClusterNetwork:
             await self._start_dns()
         if self.config.ingress_port is not None or self.config.ingress_tls_port is not None:
             await self._start_ingress()
+        await self._start_hostports()
         self.factory.start()
         await self.factory.wait_synced()
         if self.table is not None:
@@ -334,6 +352,39 @@ class ClusterNetwork:
             ) from exc
         self.table, self.router = table, router
 
+    async def _start_hostports(self) -> None:
+        events = EventRecorder(self.client, "service-lb-controller")
+        self.events = events
+        self._tasks.append(asyncio.create_task(events.run()))
+        hostports = hostports_mod.HostPorts(
+            hostports_mod.HostPortsOptions(host=self.config.service_host),
+            status=self._publish_service,
+            event=lambda svc, kind, reason, message: events.event(
+                svc, kind, reason, "Listen", message
+            ),
+        )
+        hostports_mod.bind_informers(
+            hostports,
+            services=self.factory.informer("v1", "services"),
+            slices=self.factory.informer("discovery.k8s.io/v1", "endpointslices"),
+        )
+        await hostports.start()
+        self.hostports = hostports
+
+    def _publish_service(self, svc: Obj, ingress: list[Obj]) -> None:
+        """Set a LoadBalancer Service's status (in the background)."""
+
+        async def publish() -> None:
+            try:
+                await hostports_mod.publish_status(self.client, svc, ingress)
+            except KubeError as exc:
+                if not exc.not_found:  # deleted meanwhile: nothing to report on
+                    log.warning("network.service_status_failed", error=str(exc))
+
+        task = asyncio.create_task(publish())
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
+
     def _publish(self, ing: Obj) -> None:
         """Report the bind address on a handled Ingress (in the background)."""
         if self.table is None or not self.table.handles(ing):
@@ -354,6 +405,12 @@ class ClusterNetwork:
 
     async def stop(self) -> None:
         """Stop everything in reverse order; removes the listeners and the rules."""
+        if self.hostports is not None:
+            await self.hostports.stop()
+            self.hostports = None
+        if self.events is not None:
+            await self.events.flush(timeout=2.0)
+            self.events = None
         for task in [*self._status_tasks, *self._tasks]:
             task.cancel()
         for task in [*self._status_tasks, *self._tasks]:

@@ -18,6 +18,9 @@ from tests.conftest import ClusterProcess, kubectl_binary
 
 T = TypeVar("T")
 
+#: The local busybox image the engine tests run (imagePullPolicy Never).
+BUSYBOX = "localhost/busybox:latest"
+
 
 @contextlib.contextmanager
 def started(
@@ -105,6 +108,24 @@ async def until(
         await asyncio.sleep(step)
 
 
+BRIDGES = ("docker0", "cni-podman0", "podman0")
+
+
+def bridge_address() -> str | None:
+    """The host's address on a container engine's bridge. EndpointSlice validation
+    refuses loopback addresses, and this is the one non-loopback address of the host that
+    stays on the machine and belongs to the container network (docker's or podman's):
+    where a fake-runtime cluster test puts the backend servers its Services point at."""
+    for name in BRIDGES:
+        out = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "dev", name], capture_output=True, text=True
+        )
+        fields = out.stdout.split()
+        if out.returncode == 0 and "inet" in fields:
+            return fields[fields.index("inet") + 1].partition("/")[0]
+    return None
+
+
 def running_and_ready(pod: dict[str, Any]) -> bool:
     """The pod is Running with its Ready condition True."""
     return pod.get("status", {}).get("phase") == "Running" and any(
@@ -124,3 +145,43 @@ def kubectl(proc: ClusterProcess, *args: str) -> str:
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def web_deployment(name: str, replicas: int) -> dict[str, Any]:
+    """busybox httpd on 8080 serving a file that names the pod."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "httpd",
+                            "image": BUSYBOX,
+                            "imagePullPolicy": "Never",
+                            "command": [
+                                "sh",
+                                "-c",
+                                "mkdir -p /www && echo $POD_NAME > /www/index.html && "
+                                "exec httpd -f -p 8080 -h /www",
+                            ],
+                            "env": [
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                }
+                            ],
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                        }
+                    ],
+                },
+            },
+        },
+    }

@@ -22,7 +22,7 @@ import pytest
 from kubeclient.rest import Client
 from runtime.network.wiring import kube_dns_slice
 from tests.conftest import free_port
-from tests.integration.harness import not_found, run, started, until
+from tests.integration.harness import BRIDGES, bridge_address, not_found, run, started, until
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +37,6 @@ class _Named(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-BRIDGES = ("docker0", "cni-podman0", "podman0")
-
-
-def bridge_address() -> str | None:
-    """The host's address on a container engine's bridge. EndpointSlice validation
-    refuses loopback addresses, and this is the one non-loopback address of the host that
-    stays on the machine and belongs to the container network (docker's or podman's)."""
-    for name in BRIDGES:
-        out = subprocess.run(
-            ["ip", "-4", "-o", "addr", "show", "dev", name], capture_output=True, text=True
-        )
-        fields = out.stdout.split()
-        if out.returncode == 0 and "inet" in fields:
-            return fields[fields.index("inet") + 1].partition("/")[0]
-    return None
 
 
 @pytest.fixture

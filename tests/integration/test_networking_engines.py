@@ -24,11 +24,10 @@ import pytest
 from kubeclient.rest import Client
 from tests.conftest import free_port
 from tests.integration import harness
-from tests.integration.harness import run, started
+from tests.integration.harness import BUSYBOX, run, started, web_deployment
 
 pytestmark = pytest.mark.integration
 
-BUSYBOX = "localhost/busybox:latest"
 NS = "net"
 DEADLINE = 120.0
 
@@ -45,46 +44,6 @@ def gitops_chains() -> list[str]:
         )
         found += [line for line in out.stdout.splitlines() if "GITOPS" in line]
     return found
-
-
-def web_deployment(name: str, replicas: int) -> dict[str, Any]:
-    """busybox httpd on 8080 serving a file that names the pod."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "httpd",
-                            "image": BUSYBOX,
-                            "imagePullPolicy": "Never",
-                            "command": [
-                                "sh",
-                                "-c",
-                                "mkdir -p /www && echo $POD_NAME > /www/index.html && "
-                                "exec httpd -f -p 8080 -h /www",
-                            ],
-                            "env": [
-                                {
-                                    "name": "POD_NAME",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                }
-                            ],
-                            "ports": [{"name": "http", "containerPort": 8080}],
-                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 def web_service(name: str) -> dict[str, Any]:
