@@ -37,6 +37,11 @@ log = structlog.get_logger(__name__)
 RUNTIMES = ("auto", "podman", "docker", "fake", "none")
 
 
+STOP_STEP_TIMEOUT = 30.0
+"""Seconds one step of :meth:`Cluster.stop` may take (a hung engine must not keep the
+process from exiting; what could not be removed is logged)."""
+
+
 class ClusterError(Exception):
     """The cluster cannot start; the message says what to do."""
 
@@ -219,17 +224,22 @@ class Cluster:
         # containers fails or hangs on a broken engine.
         if self.network is not None:
             try:
-                await self.network.stop()
+                await asyncio.wait_for(self.network.stop(), STOP_STEP_TIMEOUT)
             except Exception as exc:
-                log.warning("cluster.network_stop_failed", error=str(exc))
+                log.warning("cluster.network_stop_failed", error=str(exc) or type(exc).__name__)
         for kubelet in self.kubelets:
             try:
                 if remove_containers:
-                    await kubelet.remove_all_containers()
+                    await asyncio.wait_for(kubelet.remove_all_containers(), STOP_STEP_TIMEOUT)
             except Exception as exc:  # report, and go on stopping the rest
-                log.warning("cluster.cleanup_failed", node=kubelet.node_name, error=str(exc))
+                log.warning(
+                    "cluster.cleanup_failed",
+                    node=kubelet.node_name,
+                    error=str(exc) or type(exc).__name__,
+                )
             finally:
-                await kubelet.runtime.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(kubelet.runtime.close(), STOP_STEP_TIMEOUT)
         if self.network_client is not None:
             await self.network_client.close()
         if self.controller_client is not None:
