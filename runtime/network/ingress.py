@@ -79,13 +79,13 @@ import structlog
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from multidict import CIMultiDict
 from yarl import URL
 
 from kubeclient.informer import ObjectSource, key_of
 from kubeclient.rest import Client
+from runtime.server import tls
 
 log = structlog.get_logger(__name__)
 
@@ -377,7 +377,7 @@ def context_from_pem(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
 
 def self_signed_certificate(common_name: str = "gitops-ingress-fallback") -> tuple[bytes, bytes]:
     """A fresh self-signed (certificate, key) pair in PEM, for SNI names nobody serves."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = tls.new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -392,14 +392,7 @@ def self_signed_certificate(common_name: str = "gitops-ingress-fallback") -> tup
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    return cert.public_bytes(serialization.Encoding.PEM), tls.key_pem(key)
 
 
 def _secret_pair(secret: Obj) -> tuple[bytes, bytes] | None:

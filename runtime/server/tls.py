@@ -46,11 +46,11 @@ def _write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
+def new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -59,7 +59,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = _key()
+    key = new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gitops-builtin-ca")])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -88,7 +88,7 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(directory / "ca.key", _key_pem(key))
+    _write_private(directory / "ca.key", key_pem(key))
     (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
@@ -103,7 +103,7 @@ def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
 def _make_serving(
     directory: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, hosts: list[str]
 ) -> None:
-    key = _key()
+    key = new_key()
     now = dt.datetime.now(dt.UTC)
     alt: list[x509.GeneralName] = []
     for host in hosts:
@@ -127,7 +127,7 @@ def _make_serving(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(directory / "apiserver.key", _key_pem(key))
+    _write_private(directory / "apiserver.key", key_pem(key))
     (directory / "apiserver.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (directory / "apiserver.hosts").write_text("\n".join(hosts) + "\n")
 

@@ -43,7 +43,10 @@ class _Named(http.server.BaseHTTPRequestHandler):
 def backend() -> Iterator[tuple[str, int]]:
     address = bridge_address()
     if address is None:
-        pytest.skip(f"no container bridge ({', '.join(BRIDGES)}) to put the backend on")
+        pytest.fail(
+            f"no container bridge ({', '.join(BRIDGES)}) to put the backend on: run scripts/test.sh, which "
+            "starts dockerd (docker0)"
+        )
     server = http.server.ThreadingHTTPServer((address, 0), _Named)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -71,7 +71,10 @@ def serving(server: socketserver.BaseServer) -> Iterator[int]:
 def bridge() -> str:
     address = bridge_address()
     if address is None:
-        pytest.skip(f"no container bridge ({', '.join(BRIDGES)}) to put the backends on")
+        pytest.fail(
+            f"no container bridge ({', '.join(BRIDGES)}) to put the backends on: run scripts/test.sh, which "
+            "starts dockerd (docker0)"
+        )
     return address
 
 
