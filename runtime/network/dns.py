@@ -95,6 +95,18 @@ from dnslib import (  # type: ignore[import-untyped, unused-ignore]
     DNSRecord,
 )
 
+from runtime.network.objects import (
+    IP_ADDRESS_TYPES,
+    EndpointPort,
+    Service,
+    ServicePort,
+    SliceEndpoint,
+    canonical_ip,
+    object_key,
+    read_endpoint_slice,
+    read_service,
+)
+
 if TYPE_CHECKING:
     from kubeclient.informer import Informer
 
@@ -104,7 +116,6 @@ Obj = dict[str, Any]
 Rcode = Literal["NOERROR", "NXDOMAIN"]
 Address = tuple[str, int]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MAX_CNAME_DEPTH = 8
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
 _RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
@@ -147,26 +158,18 @@ class _Port:
 
 @dataclass(frozen=True)
 class _Service:
-    namespace: str
-    name: str
-    headless: bool
+    """A Service as DNS answers it: as read, the addresses its own name has (none for
+    headless and ExternalName Services) and its named ports as SRV labels."""
+
+    info: Service
     cluster_ips: tuple[str, ...]
-    external_name: str | None
     ports: tuple[_Port, ...]
-    publish_not_ready: bool
-
-
-@dataclass(frozen=True)
-class _Endpoint:
-    addresses: tuple[str, ...]
-    hostname: str | None
-    ready: bool
 
 
 @dataclass(frozen=True)
 class _Slice:
     service: tuple[str, str] | None  # (namespace, service name)
-    endpoints: tuple[_Endpoint, ...]
+    endpoints: tuple[SliceEndpoint, ...]  # none unless the slice's addresses are IPs
     ports: tuple[_Port, ...]
 
 
@@ -185,18 +188,6 @@ class _HeadlessView:
     by_label: dict[str, list[_Target]] = field(default_factory=dict)
 
 
-def _meta_key(obj: Obj) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-def _canonical_ip(value: Any) -> str | None:
-    try:
-        return str(ipaddress.ip_address(str(value).split("%", 1)[0]))
-    except ValueError:
-        return None
-
-
 def _dashed(ip: str) -> str:
     return ip.replace(".", "-").replace(":", "-")
 
@@ -204,60 +195,37 @@ def _dashed(ip: str) -> str:
 def _undashed(label: str) -> str | None:
     """The address a dashed pod label names (``10-1-2-3``, ``fd00--1``), or None."""
     if label.count("-") == 3:
-        ip = _canonical_ip(label.replace("-", "."))
+        ip = canonical_ip(label.replace("-", "."))
         if ip is not None and ":" not in ip:
             return ip
-    ip = _canonical_ip(label.replace("-", ":"))
+    ip = canonical_ip(label.replace("-", ":"))
     return ip if ip is not None and ":" in ip else None
 
 
-def _ports(raw: Iterable[Any]) -> tuple[_Port, ...]:
-    ports = []
-    for p in raw:
-        if not isinstance(p, dict) or not p.get("name") or p.get("port") is None:
-            continue
-        protocol = str(p.get("protocol") or "TCP").lower()
-        ports.append(_Port(str(p["name"]).lower(), protocol, int(p["port"])))
-    return tuple(ports)
-
-
-def _parse_service(svc: Obj) -> _Service:
-    namespace, name = _meta_key(svc)
-    spec = svc.get("spec") or {}
-    external = spec.get("externalName") if spec.get("type") == "ExternalName" else None
-    headless = spec.get("clusterIP") == "None"
-    raw_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
-    ips = () if headless or external else tuple(filter(None, map(_canonical_ip, raw_ips)))
-    return _Service(
-        namespace=namespace,
-        name=name,
-        headless=headless and not external,
-        cluster_ips=ips,
-        external_name=str(external) if external else None,
-        ports=_ports(spec.get("ports") or ()),
-        publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
+def _srv_ports(ports: Iterable[ServicePort | EndpointPort]) -> tuple[_Port, ...]:
+    """The named ports with a port number; name and protocol lower case (SRV labels)."""
+    return tuple(
+        _Port(p.name.lower(), p.protocol.lower(), p.port)
+        for p in ports
+        if p.name and p.port is not None
     )
 
 
-def _parse_slice(eps: Obj) -> _Slice:
-    namespace, _ = _meta_key(eps)
-    service = ((eps.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
-    endpoints: list[_Endpoint] = []
-    if eps.get("addressType") in ("IPv4", "IPv6"):
-        for ep in eps.get("endpoints") or ():
-            addresses = tuple(filter(None, map(_canonical_ip, ep.get("addresses") or ())))
-            ready = (ep.get("conditions") or {}).get("ready")
-            hostname = ep.get("hostname")
-            endpoints.append(
-                _Endpoint(
-                    addresses, str(hostname).lower() if hostname else None, ready is not False
-                )
-            )
-    return _Slice(
-        service=(namespace, str(service)) if service else None,
-        endpoints=tuple(endpoints),
-        ports=_ports(eps.get("ports") or ()),
-    )
+def _service_view(obj: Obj) -> _Service:
+    svc = read_service(obj)
+    addressed = not svc.headless and svc.external_name is None
+    return _Service(svc, svc.cluster_ips if addressed else (), _srv_ports(svc.ports))
+
+
+def _slice_view(obj: Obj) -> _Slice:
+    sl = read_endpoint_slice(obj)
+    endpoints = sl.endpoints if sl.address_type in IP_ADDRESS_TYPES else ()
+    return _Slice(sl.service, endpoints, _srv_ports(sl.ports))
+
+
+def _label(ep: SliceEndpoint, address: str) -> str:
+    """An endpoint's DNS label: its hostname (lower case), else its dashed address."""
+    return ep.hostname.lower() if ep.hostname else _dashed(address)
 
 
 def _pod_ips(pod: Obj) -> tuple[str, ...]:
@@ -267,20 +235,20 @@ def _pod_ips(pod: Obj) -> tuple[str, ...]:
     raw = [p.get("ip") for p in status.get("podIPs") or () if isinstance(p, dict)]
     if not raw and status.get("podIP"):
         raw = [status["podIP"]]
-    return tuple(filter(None, map(_canonical_ip, raw)))
+    return tuple(filter(None, map(canonical_ip, raw)))
 
 
 def _reverse_ip(name: str) -> str | None:
     """The address an ``in-addr.arpa``/``ip6.arpa`` name (lower case, no dot) stands for."""
     if name.endswith(".in-addr.arpa"):
         octets = name.removesuffix(".in-addr.arpa").split(".")
-        return _canonical_ip(".".join(reversed(octets))) if len(octets) == 4 else None
+        return canonical_ip(".".join(reversed(octets))) if len(octets) == 4 else None
     if name.endswith(".ip6.arpa"):
         nibbles = name.removesuffix(".ip6.arpa").split(".")
         if len(nibbles) != 32 or any(len(n) != 1 for n in nibbles):
             return None
         digits = "".join(reversed(nibbles))
-        return _canonical_ip(":".join(digits[i : i + 4] for i in range(0, 32, 4)))
+        return canonical_ip(":".join(digits[i : i + 4] for i in range(0, 32, 4)))
     return None
 
 
@@ -357,15 +325,15 @@ class ClusterRecords:
 
     # --- updates --------------------------------------------------------------------
     def upsert_service(self, svc: Obj) -> None:
-        key = _meta_key(svc)
+        key = object_key(svc)
         self._drop_service(key)
-        parsed = _parse_service(svc)
+        parsed = _service_view(svc)
         self._services[key] = parsed
         self._namespace_services[key[0]] = self._namespace_services.get(key[0], 0) + 1
         _index_add(self._ip_services, parsed.cluster_ips, key)
 
     def delete_service(self, svc: Obj) -> None:
-        self._drop_service(_meta_key(svc))
+        self._drop_service(object_key(svc))
 
     def _drop_service(self, key: tuple[str, str]) -> None:
         self._views.pop(key, None)
@@ -380,9 +348,9 @@ class ClusterRecords:
             del self._namespace_services[key[0]]
 
     def upsert_slice(self, eps: Obj) -> None:
-        key = _meta_key(eps)
+        key = object_key(eps)
         self._drop_slice(key)
-        parsed = _parse_slice(eps)
+        parsed = _slice_view(eps)
         self._slices[key] = parsed
         if parsed.service is not None:
             self._service_slices.setdefault(parsed.service, set()).add(key)
@@ -390,7 +358,7 @@ class ClusterRecords:
         _index_add(self._ip_slices, (a for ep in parsed.endpoints for a in ep.addresses), key)
 
     def delete_slice(self, eps: Obj) -> None:
-        self._drop_slice(_meta_key(eps))
+        self._drop_slice(object_key(eps))
 
     def _drop_slice(self, key: tuple[str, str]) -> None:
         old = self._slices.pop(key, None)
@@ -406,7 +374,7 @@ class ClusterRecords:
                     del self._service_slices[old.service]
 
     def upsert_pod(self, pod: Obj) -> None:
-        key = _meta_key(pod)
+        key = object_key(pod)
         self._drop_pod(key)
         ips = _pod_ips(pod)
         if ips:
@@ -414,7 +382,7 @@ class ClusterRecords:
             _index_add(self._ip_pods, ips, key)
 
     def delete_pod(self, pod: Obj) -> None:
-        self._drop_pod(_meta_key(pod))
+        self._drop_pod(object_key(pod))
 
     def _drop_pod(self, key: tuple[str, str]) -> None:
         old = self._pods.pop(key, None)
@@ -444,7 +412,7 @@ class ClusterRecords:
         return Record(f"{d}.", "SOA", ttl, data)
 
     def _view(self, svc: _Service) -> _HeadlessView:
-        key = (svc.namespace, svc.name)
+        key = svc.info.key
         view = self._views.get(key)
         if view is not None:
             return view
@@ -453,10 +421,10 @@ class ClusterRecords:
         for slice_key in sorted(self._service_slices.get(key, ())):
             eps = self._slices[slice_key]
             for ep in eps.endpoints:
-                if not (ep.ready or svc.publish_not_ready):
+                if not (ep.ready or svc.info.publish_not_ready):
                     continue
                 for address in ep.addresses:
-                    target = _Target(ep.hostname or _dashed(address), address, eps.ports)
+                    target = _Target(_label(ep, address), address, eps.ports)
                     if (target.label, address) in seen:
                         continue
                     seen.add((target.label, address))
@@ -473,13 +441,12 @@ class ClusterRecords:
         for slice_key in sorted(self._ip_slices.get(ip, ())):
             eps = self._slices[slice_key]
             svc = self._services.get(eps.service) if eps.service else None
-            if svc is None or not svc.headless:
+            if svc is None or not svc.info.headless:
                 continue
             for ep in eps.endpoints:
                 if ip in ep.addresses:
-                    names.append(
-                        f"{ep.hostname or _dashed(ip)}.{svc.name}.{svc.namespace}.svc.{d}."
-                    )
+                    service = f"{svc.info.name}.{svc.info.namespace}.svc.{d}."
+                    names.append(f"{_label(ep, ip)}.{service}")
         if names:
             return sorted(set(names))
         return sorted(f"{_dashed(ip)}.{ns}.pod.{d}." for ns, _ in self._ip_pods.get(ip, ()))
@@ -568,17 +535,17 @@ class _Query:
         if svc is None:
             return self._nxdomain()
         rest = labels[2:]
-        if svc.external_name is not None:
+        if svc.info.external_name is not None:
             return self._nxdomain() if rest else self._external(svc, depth)
         if not rest:
-            if svc.headless:
+            if svc.info.headless:
                 view = records._view(svc)
                 return self._ok(self._addresses(self.owner, (t.address for t in view.targets)))
             return self._ok(self._addresses(self.owner, svc.cluster_ips))
         if len(rest) == 1 and rest[0].startswith("_"):  # _proto: an empty non-terminal
             exists = any(p.protocol == rest[0][1:] for p in self._service_ports(svc))
             return self._nodata() if exists else self._nxdomain()
-        if len(rest) == 1 and svc.headless:
+        if len(rest) == 1 and svc.info.headless:
             targets = records._view(svc).by_label.get(rest[0])
             if not targets:
                 return self._nxdomain()
@@ -589,16 +556,16 @@ class _Query:
 
     def _service_ports(self, svc: _Service) -> list[_Port]:
         ports = list(svc.ports)
-        if svc.headless:
+        if svc.info.headless:
             ports.extend(p for t in self.records._view(svc).targets for p in t.ports)
         return ports
 
     def _srv(self, svc: _Service, port_name: str, protocol: str) -> Answer:
         d = self.records.domain
-        service_name = f"{svc.name}.{svc.namespace}.svc.{d}."
+        service_name = f"{svc.info.name}.{svc.info.namespace}.svc.{d}."
         hits: list[tuple[str, int]] = []  # (target name, port)
         additional: list[Record] = []
-        if svc.headless:
+        if svc.info.headless:
             for t in self.records._view(svc).targets:
                 for p in t.ports:
                     if p.name == port_name and p.protocol == protocol:
@@ -626,7 +593,7 @@ class _Query:
         return self._ok(answers, additional)
 
     def _external(self, svc: _Service, depth: int) -> Answer:
-        target = _fqdn(str(svc.external_name))
+        target = _fqdn(str(svc.info.external_name))
         cname = Record(self.owner, "CNAME", self.ttl, target)
         target_name = target[:-1].lower()
         if self.qtype == "CNAME" or not self.records.in_zone(target_name):
@@ -696,7 +663,7 @@ def upstreams_from_resolv_conf(
     for line in text.splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[0] == "nameserver":
-            ip = _canonical_ip(fields[1])
+            ip = canonical_ip(fields[1])
             if ip is not None and (ip, 53) not in found and not _is_own((ip, 53), exclude):
                 found.append((ip, 53))
     return found
@@ -707,7 +674,7 @@ def _is_own(upstream: Address, listen: Sequence[Address]) -> bool:
     for host, listen_port in listen:
         if listen_port != port:
             continue
-        own = _canonical_ip(host) if host else "0.0.0.0"
+        own = canonical_ip(host) if host else "0.0.0.0"
         if own == ip:
             return True
         address = ipaddress.ip_address(ip)

@@ -87,6 +87,13 @@ import structlog
 from kubeclient.informer import ObjectSource
 from kubeclient.rest import Client
 from runtime.network.ingress import load_balancer_ingress
+from runtime.network.objects import (
+    EndpointSlice,
+    object_key,
+    read_endpoint_slice,
+    read_service,
+    ready_addresses,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +103,6 @@ StatusCallback = Callable[[Obj, list[Obj]], None]
 EventCallback = Callable[[Obj, str, str, str], None]
 """Called with a Service, an event type, a reason and a message."""
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-DEFAULT_AFFINITY_TIMEOUT = 10800
 READ_SIZE = 65536
 MAX_CONNECT_ATTEMPTS = 3
 MAX_PENDING_DATAGRAMS = 64
@@ -163,81 +168,33 @@ class _Service:
     affinity_timeout: float | None
 
 
-@dataclass(frozen=True)
-class _Slice:
-    service: tuple[str, str] | None
-    ports: tuple[tuple[str, str, int], ...]  # (name, protocol, port)
-    addresses: tuple[str, ...]  # first address of each ready endpoint
-
-
 def _key(obj: Obj) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+    return object_key(obj, "default")
 
 
-def _protocol(raw: Obj) -> str:
-    return str(raw.get("protocol") or "TCP").upper()
-
-
-def _valid_port(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
-
-
-def _parse_service(svc: Obj) -> _Service:
-    spec = svc.get("spec") or {}
-    namespace, name = _key(svc)
-    kind = spec.get("type") or "ClusterIP"
-    lb_class = spec.get("loadBalancerClass")
-    load_balancer = kind == LOAD_BALANCER and not lb_class
+def _service_view(obj: Obj) -> _Service:
+    svc = read_service(obj, default_namespace="default")
+    lb_class = svc.load_balancer_class
+    load_balancer = svc.type == LOAD_BALANCER and not lb_class
     bindings: list[Binding] = []
-    if kind in (NODE_PORT, LOAD_BALANCER):
-        for raw in spec.get("ports") or []:
-            protocol = _protocol(raw)
-            if protocol not in _PROTOCOLS:
+    if svc.type in (NODE_PORT, LOAD_BALANCER):
+        for port in svc.ports:
+            if port.protocol not in _PROTOCOLS:
                 continue
-            target = Target(namespace, name, str(raw.get("name") or ""), protocol)
-            if _valid_port(raw.get("nodePort")):
-                bindings.append(Binding(protocol, raw["nodePort"], target, NODE_PORT))
-            if load_balancer and _valid_port(raw.get("port")):
-                bindings.append(Binding(protocol, raw["port"], target, LOAD_BALANCER))
-    timeout: float | None = None
-    if spec.get("sessionAffinity") == "ClientIP":
-        config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
-        seconds: Any = config.get("timeoutSeconds")
-        timeout = float(seconds) if _valid_timeout(seconds) else float(DEFAULT_AFFINITY_TIMEOUT)
-    meta = svc.get("metadata") or {}
+            target = Target(svc.namespace, svc.name, port.name, port.protocol)
+            if port.node_port is not None:
+                bindings.append(Binding(port.protocol, port.node_port, target, NODE_PORT))
+            if load_balancer and port.port is not None:
+                bindings.append(Binding(port.protocol, port.port, target, LOAD_BALANCER))
+    timeout = svc.affinity_timeout
     return _Service(
-        obj=svc,
-        order=(str(meta.get("creationTimestamp") or "9999"), namespace, name),
+        obj=obj,
+        order=(svc.created or "9999", svc.namespace, svc.name),
         bindings=tuple(bindings),
         owns_status=not lb_class,
         load_balancer=load_balancer,
-        affinity_timeout=timeout,
+        affinity_timeout=float(timeout) if timeout is not None else None,
     )
-
-
-def _valid_timeout(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _parse_slice(eps: Obj) -> _Slice:
-    meta = eps.get("metadata") or {}
-    service_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    namespace, _ = _key(eps)
-    owner = (namespace, str(service_name)) if service_name else None
-    if str(eps.get("addressType") or "IPv4") not in ("IPv4", "IPv6"):
-        return _Slice(owner, (), ())
-    ports = tuple(
-        (str(p.get("name") or ""), _protocol(p), int(p["port"]))
-        for p in eps.get("ports") or []
-        if _valid_port(p.get("port"))
-    )
-    addresses = tuple(
-        str(ep["addresses"][0])
-        for ep in eps.get("endpoints") or []
-        if ep.get("addresses") and (ep.get("conditions") or {}).get("ready") is not False
-    )
-    return _Slice(owner, ports, addresses)
 
 
 def advertised_address(host: str) -> str:
@@ -322,7 +279,7 @@ class HostPorts:
         self._status = status
         self._event = event
         self._services: dict[tuple[str, str], _Service] = {}
-        self._slices: dict[tuple[str, str], _Slice] = {}
+        self._slices: dict[tuple[str, str], EndpointSlice] = {}
         self._listeners: dict[tuple[str, int], _TcpListener | _UdpListener] = {}
         self._failed: dict[Binding, str] = {}  # reported failures: binding → reason
         self._retry = False  # whether a port could not be bound (retried periodically)
@@ -338,10 +295,10 @@ class HostPorts:
         """Add or replace a Service or an EndpointSlice (by ``kind``)."""
         kind = obj.get("kind")
         if kind == "Service":
-            self._services[_key(obj)] = _parse_service(obj)
+            self._services[_key(obj)] = _service_view(obj)
             self._wake.set()
         elif kind == "EndpointSlice":
-            self._slices[_key(obj)] = _parse_slice(obj)
+            self._slices[_key(obj)] = read_endpoint_slice(obj, default_namespace="default")
         else:
             raise ValueError(f"host ports take Services and EndpointSlices, not {kind!r}")
 
@@ -363,15 +320,10 @@ class HostPorts:
 
     def endpoints(self, target: Target) -> tuple[Endpoint, ...]:
         """The ready endpoints of a Service port, sorted, without duplicates."""
-        found: set[Endpoint] = set()
         owner = (target.namespace, target.service)
-        for sl in self._slices.values():
-            if sl.service != owner:
-                continue
-            for name, protocol, port in sl.ports:
-                if name == target.port_name and protocol == target.protocol:
-                    found.update(Endpoint(a, port) for a in sl.addresses)
-        return tuple(sorted(found, key=lambda e: (e.address, e.port)))
+        owned = (sl for sl in self._slices.values() if sl.service == owner)
+        found = ready_addresses(owned, target.port_name, target.protocol)
+        return tuple(Endpoint(address, port) for address, port in sorted(found))
 
     def candidates(self, target: Target, client: str) -> list[Endpoint]:
         """Endpoints to try for a new connection from ``client``, best first: the

@@ -85,6 +85,13 @@ from yarl import URL
 
 from kubeclient.informer import ObjectSource, key_of
 from kubeclient.rest import Client
+from runtime.network.objects import (
+    EndpointSlice,
+    Service,
+    read_endpoint_slice,
+    read_service,
+    ready_addresses,
+)
 from runtime.server import tls
 
 log = structlog.get_logger(__name__)
@@ -95,7 +102,6 @@ CONTROLLER = "gitops.dev/ingress-builtin"
 """``spec.controller`` of the IngressClasses this controller implements."""
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 
 HOP_BY_HOP = frozenset(
@@ -324,39 +330,32 @@ def resolve_endpoints(
 ) -> tuple[Endpoint, ...]:
     """Ready endpoints of a Service port (number or name), sorted; () when the Service or
     its port is unknown or no endpoint is ready."""
-    if service is None or (service.get("spec") or {}).get("type") == "ExternalName":
+    return _endpoints_of(
+        read_service(service) if service is not None else None,
+        [read_endpoint_slice(s) for s in slices],
+        port,
+    )
+
+
+def _endpoints_of(
+    service: Service | None, slices: Iterable[EndpointSlice], port: int | str
+) -> tuple[Endpoint, ...]:
+    """:func:`resolve_endpoints` on Services and EndpointSlices already read."""
+    if service is None or service.type == "ExternalName":
         return ()
-    port_name: str | None = None
-    for sp in (service.get("spec") or {}).get("ports") or []:
-        wanted = sp.get("port") == port if isinstance(port, int) else sp.get("name") == port
-        if wanted and str(sp.get("protocol") or "TCP") == "TCP":
-            port_name = str(sp.get("name") or "")
-            break
+    port_name = next(
+        (
+            sp.name
+            for sp in service.ports
+            if (sp.port == port if isinstance(port, int) else sp.name != "" and sp.name == port)
+            and sp.protocol == "TCP"
+        ),
+        None,
+    )
     if port_name is None:
         return ()
-    found: set[Endpoint] = set()
-    for s in slices:
-        if s.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
-            continue
-        target = next(
-            (
-                p.get("port")
-                for p in s.get("ports") or []
-                if str(p.get("name") or "") == port_name
-                and str(p.get("protocol") or "TCP") == "TCP"
-                and p.get("port")
-            ),
-            None,
-        )
-        if target is None:
-            continue
-        for ep in s.get("endpoints") or []:
-            if (ep.get("conditions") or {}).get("ready") is False:
-                continue
-            addresses = ep.get("addresses") or []
-            if addresses:
-                found.add(Endpoint(str(addresses[0]), int(target)))
-    return tuple(sorted(found, key=lambda e: (e.address, e.port)))
+    found = ready_addresses(slices, port_name, "TCP")
+    return tuple(Endpoint(address, target) for address, target in sorted(found))
 
 
 # --- TLS material -------------------------------------------------------------------------
@@ -428,8 +427,8 @@ class RouteTable:
         self._routes: dict[str | None, _HostRoutes] = {}
         self._defaults: set[str] = set()
         self._global_default: tuple[Backend, str] | None = None
-        self._services: dict[str, Obj] = {}
-        self._slices: dict[str, dict[str, Obj]] = {}
+        self._services: dict[str, Service] = {}
+        self._slices: dict[str, dict[str, EndpointSlice]] = {}
         self._slice_service: dict[str, str] = {}
         self._endpoints: dict[str, dict[int | str, tuple[Endpoint, ...]]] = {}
         self._secrets: dict[str, Obj] = {}
@@ -478,7 +477,7 @@ class RouteTable:
         """Replace everything with these objects (IngressClasses kept when None)."""
         if ingress_classes is not None:
             self._classes = {key_of(c): c for c in ingress_classes}
-        self._services = {key_of(s): s for s in services}
+        self._services = {key_of(s): read_service(s) for s in services}
         self._slices, self._slice_service, self._endpoints = {}, {}, {}
         for s in slices:
             self._put_slice(s)
@@ -495,7 +494,7 @@ class RouteTable:
             self._ingresses[key] = obj
             self._recompile(key)
         elif kind == "Service":
-            self._services[key] = obj
+            self._services[key] = read_service(obj)
             self._endpoints.pop(key, None)
         elif kind == "EndpointSlice":
             self._drop_slice(key)
@@ -532,13 +531,12 @@ class RouteTable:
             self._rebuild()
 
     def _put_slice(self, s: Obj) -> None:
-        meta = s.get("metadata") or {}
-        name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if not name:
+        read = read_endpoint_slice(s, default_namespace="default")
+        if read.service is None:
             return
-        service = f"{meta.get('namespace') or 'default'}/{name}"
+        service = "/".join(read.service)
         key = key_of(s)
-        self._slices.setdefault(service, {})[key] = s
+        self._slices.setdefault(service, {})[key] = read
         self._slice_service[key] = service
         self._endpoints.pop(service, None)
 
@@ -623,7 +621,7 @@ class RouteTable:
         cache = self._endpoints.setdefault(service, {})
         found = cache.get(backend.port)
         if found is None:
-            found = resolve_endpoints(
+            found = _endpoints_of(
                 self._services.get(service),
                 self._slices.get(service, {}).values(),
                 backend.port,

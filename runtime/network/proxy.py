@@ -124,13 +124,19 @@ from typing import Any
 import structlog
 
 from kubeclient.informer import ObjectSource
+from runtime.network.objects import (
+    EndpointSlice,
+    address_type,
+    object_key,
+    read_endpoint_slice,
+    read_service,
+    ready_addresses,
+)
 
 log = structlog.get_logger(__name__)
 
 Obj = dict[str, Any]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-DEFAULT_AFFINITY_TIMEOUT = 10800
 CHAIN_PREFIX = "GITOPS-"
 SERVICES_CHAIN = "GITOPS-SERVICES"
 MARK_MASQ_CHAIN = "GITOPS-MARK-MASQ"
@@ -176,6 +182,8 @@ class _Port:
 
 @dataclass(frozen=True)
 class _Service:
+    """A Service as far as the proxy cares: IPv4 cluster IPs, TCP and UDP ports."""
+
     namespace: str
     name: str
     cluster_ips: tuple[str, ...]
@@ -183,81 +191,24 @@ class _Service:
     affinity_timeout: int | None  # seconds, None without ClientIP affinity
 
 
-@dataclass(frozen=True)
-class _SliceEndpoint:
-    ip: str
-    ports: tuple[_Port, ...]  # the slice's ports (name, target port, protocol)
-
-
-@dataclass(frozen=True)
-class _Slice:
-    service: tuple[str, str] | None  # (namespace, service name)
-    endpoints: tuple[_SliceEndpoint, ...]  # ready IPv4 endpoints only
-
-
 def _key(obj: Obj) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+    return object_key(obj, "default")
 
 
-def _ipv4(value: Any) -> str | None:
-    try:
-        addr = ipaddress.ip_address(str(value))
-    except ValueError:
-        return None
-    return str(addr) if addr.version == 4 else None
-
-
-def _protocol(raw: Obj) -> str:
-    return str(raw.get("protocol") or "TCP").upper()
-
-
-def _parse_service(svc: Obj) -> _Service | None:
+def _service_view(obj: Obj) -> _Service | None:
     """The Service as far as the proxy cares, or None when it gets no rules."""
-    spec = svc.get("spec") or {}
-    if spec.get("type") == "ExternalName":
+    svc = read_service(obj, default_namespace="default")
+    if svc.type == "ExternalName":
         return None
-    raw_ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
-    ips = tuple(ip for ip in (_ipv4(v) for v in raw_ips) if ip is not None)
+    ips = tuple(ip for ip in svc.cluster_ips if address_type(ip) == "IPv4")
     if not ips:  # headless ("None"), not allocated yet, or IPv6 only
         return None
-    ports: list[_Port] = []
-    for raw in spec.get("ports") or []:
-        protocol = _protocol(raw)
-        port = raw.get("port")
-        if protocol in _PROTOCOLS and isinstance(port, int) and 0 < port < 65536:
-            ports.append(_Port(str(raw.get("name") or ""), port, protocol))
-    timeout: int | None = None
-    if spec.get("sessionAffinity") == "ClientIP":
-        config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
-        seconds = config.get("timeoutSeconds")
-        timeout = seconds if isinstance(seconds, int) and seconds > 0 else None
-        timeout = timeout or DEFAULT_AFFINITY_TIMEOUT
-    namespace, name = _key(svc)
-    return _Service(namespace, name, ips, tuple(ports), timeout)
-
-
-def _parse_slice(eps: Obj) -> _Slice:
-    meta = eps.get("metadata") or {}
-    service_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    namespace, _ = _key(eps)
-    owner = (namespace, str(service_name)) if service_name else None
-    if str(eps.get("addressType") or "IPv4") != "IPv4":
-        return _Slice(owner, ())
     ports = tuple(
-        _Port(str(p.get("name") or ""), p["port"], _protocol(p))
-        for p in eps.get("ports") or []
-        if isinstance(p.get("port"), int) and 0 < p["port"] < 65536
+        _Port(p.name, p.port, p.protocol)
+        for p in svc.ports
+        if p.protocol in _PROTOCOLS and p.port is not None
     )
-    endpoints: list[_SliceEndpoint] = []
-    for endpoint in eps.get("endpoints") or []:
-        if (endpoint.get("conditions") or {}).get("ready") is False:
-            continue
-        addresses = endpoint.get("addresses") or []
-        ip = _ipv4(addresses[0]) if addresses else None
-        if ip is not None:
-            endpoints.append(_SliceEndpoint(ip, ports))
-    return _Slice(owner, tuple(endpoints))
+    return _Service(svc.namespace, svc.name, ips, ports, svc.affinity_timeout)
 
 
 def _chain_name(prefix: str, *parts: str) -> str:
@@ -288,7 +239,7 @@ class ProxyRules:
     def __init__(self, options: ProxyOptions | None = None) -> None:
         self.options = options or ProxyOptions()
         self._services: dict[tuple[str, str], _Service] = {}
-        self._slices: dict[tuple[str, str], _Slice] = {}
+        self._slices: dict[tuple[str, str], EndpointSlice] = {}
 
     # --- updates ------------------------------------------------------------------------
     def upsert(self, obj: Obj) -> None:
@@ -312,7 +263,7 @@ class ProxyRules:
             raise ValueError(f"the service proxy takes Services and EndpointSlices, not {kind!r}")
 
     def upsert_service(self, svc: Obj) -> None:
-        parsed = _parse_service(svc)
+        parsed = _service_view(svc)
         if parsed is None:
             self._services.pop(_key(svc), None)
         else:
@@ -322,7 +273,7 @@ class ProxyRules:
         self._services.pop(_key(svc), None)
 
     def upsert_slice(self, eps: Obj) -> None:
-        self._slices[_key(eps)] = _parse_slice(eps)
+        self._slices[_key(eps)] = read_endpoint_slice(eps, default_namespace="default")
 
     def remove_slice(self, eps: Obj) -> None:
         self._slices.pop(_key(eps), None)
@@ -330,14 +281,8 @@ class ProxyRules:
     # --- rendering ----------------------------------------------------------------------
     def _endpoints(self, svc: _Service, port: _Port) -> list[tuple[str, int]]:
         """Ready ``(ip, target port)`` of one Service port, sorted, without duplicates."""
-        found: set[tuple[str, int]] = set()
-        for sl in self._slices.values():
-            if sl.service != (svc.namespace, svc.name):
-                continue
-            for endpoint in sl.endpoints:
-                for p in endpoint.ports:
-                    if p.name == port.name and p.protocol == port.protocol:
-                        found.add((endpoint.ip, p.port))
+        owned = (sl for sl in self._slices.values() if sl.service == (svc.namespace, svc.name))
+        found = ready_addresses(owned, port.name, port.protocol, address_types=("IPv4",))
         return sorted(found, key=lambda e: (ipaddress.IPv4Address(e[0]), e[1]))
 
     def render(self) -> tuple[str, str]:

@@ -61,6 +61,7 @@ from runtime.network import hostports as hostports_mod
 from runtime.network import ingress as ingress_mod
 from runtime.network import proxy as proxy_mod
 from runtime.network.dns import ClusterRecords, DnsOptions, DnsServer
+from runtime.network.objects import SERVICE_NAME_LABEL
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +128,7 @@ def kube_dns_slice(address: str, port: int) -> Obj:
             "name": KUBE_DNS[1],
             "namespace": KUBE_DNS[0],
             "labels": {
-                proxy_mod.SERVICE_NAME_LABEL: KUBE_DNS[1],
+                SERVICE_NAME_LABEL: KUBE_DNS[1],
                 MANAGED_BY_LABEL: MANAGED_BY,
             },
         },
