@@ -24,7 +24,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.wrk import WRK_STATUS, Load, run_wrk  # noqa: E402
 from tests.conftest import ClusterProcess  # noqa: E402
 
 WRK_CREATE = """
@@ -69,21 +69,6 @@ done = function(summary, latency, requests)
   end
   io.write(string.format("RESULT created=%d failures=%d p50=%d p99=%d\\n",
     c, f, latency:percentile(50), latency:percentile(99)))
-end
-"""
-
-WRK_GET = """
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) ok = 0; bad = 0 end
-response = function(status, headers, body)
-  if status == 200 then ok = ok + 1 else bad = bad + 1 end
-end
-done = function(summary, latency, requests)
-  local o, b = 0, 0
-  for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad") end
-  io.write(string.format("RESULT ok=%d failures=%d p50=%d p99=%d\\n",
-    o, b, latency:percentile(50), latency:percentile(99)))
 end
 """
 
@@ -261,50 +246,8 @@ class Bench:
         }
 
 
-def run_wrk(
-    script: str, url: str, token: str, seconds: int, connections: int = 4
-) -> dict[str, float]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-        path = f.name
-    try:
-        out = subprocess.run(
-            [
-                wrk,
-                "-t",
-                "2",
-                "-c",
-                str(connections),
-                "-d",
-                f"{seconds}s",
-                "-s",
-                path,
-                "-H",
-                f"Authorization: Bearer {token}",
-                "-H",
-                "Content-Type: application/json",
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        Path(path).unlink()
-    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-    fields = dict(kv.split("=") for kv in line.split()[1:])
-    ok = int(fields.get("created", fields.get("ok", "0")))
-    return {
-        "requests": ok,
-        "failures": int(fields["failures"]),
-        "per_second": ok / seconds,
-        "p50_ms": int(fields["p50"]) / 1000,
-        "p99_ms": int(fields["p99"]) / 1000,
-        "seconds": seconds,
-    }
+def wrk_headers(token: str) -> tuple[str, ...]:
+    return (f"Authorization: Bearer {token}", "Content-Type: application/json")
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -331,9 +274,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         results["rss_mb_after_lists"] = rss_mb(pid)
         get_url = f"{server.url}/api/v1/namespaces/bench-list/pods/pod-00042"
-        results["wrk_gets"] = run_wrk(WRK_GET, get_url, server.token, args.seconds)
+        results["wrk_gets"] = run_wrk(
+            Load(get_url, args.seconds, WRK_STATUS, wrk_headers(server.token))
+        )
         create_url = f"{server.url}/api/v1/namespaces/bench-create/pods"
-        results["wrk_creates"] = run_wrk(WRK_CREATE, create_url, server.token, args.seconds)
+        results["wrk_creates"] = run_wrk(
+            Load(create_url, args.seconds, WRK_CREATE, wrk_headers(server.token))
+        )
         results["watch"] = await bench.watch_burst(args.watchers, args.writes)
         results["rss_mb_end"] = rss_mb(pid)
     finally:
