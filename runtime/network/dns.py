@@ -32,8 +32,18 @@ Names answered (``<zone>`` is the cluster domain, ``cluster.local`` by default):
   one per ready endpoint for a headless one (to the endpoint name above, port from the
   endpoint's slice, A/AAAA records as additional). Priority 0, weight ``100 // n`` for
   ``n`` records, as CoreDNS.
-* ExternalName Services: a CNAME to ``spec.externalName`` for every type; the target is
-  resolved further only when it lies in the cluster domain (CNAME chain, depth ≤ 8).
+* ExternalName Services: a CNAME to ``spec.externalName``, followed — as CoreDNS does,
+  since pods' stub resolvers (glibc, musl, busybox) do not chase CNAMEs themselves — by
+  the target's records: a target in the cluster domain is resolved here for every type
+  (a CNAME chain through further ExternalNames, cut after ``MAX_CNAME_DEPTH`` + 1 = 9
+  CNAMEs, so that two ExternalNames naming each other end in CNAMEs instead of
+  looping); a target outside it is resolved through the upstreams (the forwarding
+  below) for A, AAAA and ANY questions, and the upstream's answer records (its own
+  CNAMEs included, TTLs as received) follow our CNAME.
+  When no upstream answers in time (or one answers with an error) the reply is our CNAME
+  alone with NOERROR — never SERVFAIL for the cluster's part; the upstream's NXDOMAIN is
+  not copied (the asked name exists), as CoreDNS. A CNAME question gets the CNAME only;
+  other types (TXT, MX, …) get the CNAME without an outside lookup.
 * ``<a-b-c-d>.<ns>.pod.<zone>`` A (and dashed IPv6 AAAA): the address in the name, not
   checked against pods (``pods insecure``).
 * PTR for ``in-addr.arpa``/``ip6.arpa`` names of cluster IPs (→ the Service name),
@@ -55,7 +65,9 @@ Forwarding: names outside the zone go to the upstream resolvers (default: the
 listens on), in order, each tried once over UDP with a fresh random query ID and retried
 over TCP when the UDP answer is truncated; SERVFAIL when none answers within
 :attr:`DnsOptions.forward_timeout`. Upstream answers are passed through unchanged except
-for the ID (and truncation to the client's UDP size).
+for the ID (and truncation to the client's UDP size). An ExternalName's outside target is
+asked the same way (a plain query for the target, no EDNS), and the combined reply is
+truncated for UDP like any other.
 
 Not supported (deliberately): wildcard queries (``*`` is an ordinary label, so
 NXDOMAIN), ``pods verified``/``pods disabled`` modes, ExternalName SRV records, zone
@@ -117,6 +129,9 @@ Rcode = Literal["NOERROR", "NXDOMAIN"]
 Address = tuple[str, int]
 
 MAX_CNAME_DEPTH = 8
+#: Question types whose ExternalName answers carry the target's records (as CoreDNS's
+#: A/AAAA handling; ANY because the in-cluster chase already answers it with every type).
+_CHASED_TYPES = frozenset({"A", "AAAA", "ANY"})
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
 _RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
 _UDP_DEFAULT, _UDP_MAX, _EDNS_ADVERTISED = 512, 4096, 1232
@@ -139,13 +154,17 @@ class Record:
 @dataclass(frozen=True)
 class Answer:
     """The model's answer to one question. ``forward`` means the name is not the cluster's:
-    the server must ask upstream (the other fields are then empty)."""
+    the server must ask upstream (the other fields are then empty). ``chase`` is set when
+    an A/AAAA/ANY answer is a CNAME chain (ExternalName Services) ending at a name outside
+    the cluster: the server resolves that name upstream for the asked type and appends
+    the upstream's answer records after ``answers`` (which are complete without them)."""
 
     rcode: Rcode = "NOERROR"
     answers: tuple[Record, ...] = ()
     additional: tuple[Record, ...] = ()
     authority: tuple[Record, ...] = ()
     forward: bool = False
+    chase: str | None = None
 
 
 # --- the model's input, parsed ----------------------------------------------------------
@@ -593,16 +612,25 @@ class _Query:
         return self._ok(answers, additional)
 
     def _external(self, svc: _Service, depth: int) -> Answer:
+        """The CNAME to ``spec.externalName``, followed by the target's records when the
+        target is in the cluster (chased here; ``depth`` bounds the chain against
+        ExternalNames pointing at each other: past it the chain stops at a CNAME), or with
+        :attr:`Answer.chase` naming the target for the server when it is outside."""
         target = _fqdn(str(svc.info.external_name))
         cname = Record(self.owner, "CNAME", self.ttl, target)
         target_name = target[:-1].lower()
-        if self.qtype == "CNAME" or not self.records.in_zone(target_name):
+        if self.qtype == "CNAME" or depth >= MAX_CNAME_DEPTH:
             return Answer("NOERROR", (cname,))
-        if depth >= MAX_CNAME_DEPTH:
-            return Answer("NOERROR", (cname,))
+        if not self.records.in_zone(target_name):
+            chase = target if self.qtype in _CHASED_TYPES else None
+            return Answer("NOERROR", (cname,), chase=chase)
         chained = _Query(self.records, target, self.qtype, self.ttl).zone(target_name, depth + 1)
         return Answer(
-            chained.rcode, (cname, *chained.answers), chained.additional, chained.authority
+            chained.rcode,
+            (cname, *chained.answers),
+            chained.additional,
+            chained.authority,
+            chase=chained.chase,
         )
 
     def reverse(self, name: str) -> Answer:
@@ -696,6 +724,18 @@ class _Forward:
     request: Any
 
 
+@dataclass(frozen=True)
+class _Chase:
+    """A cluster answer whose CNAME chain ends outside the cluster: ``reply`` (a
+    ``dnslib.DNSRecord``, the cluster part) gets the upstream's records for ``target``
+    appended; ``packet`` is ``reply`` packed as it is, the answer when that fails."""
+
+    request: Any
+    reply: Any
+    packet: bytes
+    target: str
+
+
 def _record_to_rr(record: Record) -> Any:
     rtype, data = record.rtype, record.data
     rdata: Any
@@ -780,18 +820,19 @@ class _ServerProtocol(asyncio.DatagramProtocol):
         if isinstance(outcome, bytes):
             transport.sendto(outcome, addr)
         elif outcome is not None:
-            request = outcome.request
+            pending = outcome
 
-            async def forward() -> None:
+            async def upstream() -> None:
                 try:
-                    packet = await self.server._forward(data, request)
+                    packet = await self.server._upstream(data, pending, udp=True)
                 except Exception as exc:
-                    log.warning("dns.forward_failed", question=str(request.q), error=repr(exc))
+                    question = str(pending.request.q)
+                    log.warning("dns.forward_failed", question=question, error=repr(exc))
                     packet = _error_reply(data, "SERVFAIL") or b""
                 if packet and not transport.is_closing():
-                    transport.sendto(_fit_udp(packet, _udp_limit(request)), addr)
+                    transport.sendto(packet, addr)
 
-            self.server._spawn(forward())
+            self.server._spawn(upstream())
 
 
 class DnsServer:
@@ -888,9 +929,10 @@ class DnsServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _local(self, data: bytes, *, udp: bool) -> bytes | _Forward | None:
-        """The reply to ``data`` when it can be made here, the parsed request when it must
-        be forwarded, or None when it must be dropped (a response, garbage)."""
+    def _local(self, data: bytes, *, udp: bool) -> bytes | _Forward | _Chase | None:
+        """The reply to ``data`` when it can be made here, what must be asked upstream
+        first (the whole question, or an ExternalName's outside target), or None when it
+        must be dropped (a response, garbage)."""
         if len(data) >= 3 and data[2] & 0x80:
             return None  # a response: never answer it (loops)
         try:
@@ -907,8 +949,9 @@ class DnsServer:
             log.warning("dns.answer_failed", question=str(request.q), error=repr(exc))
             return _error_reply(data, "SERVFAIL")
 
-    def _answer(self, request: Any, *, udp: bool) -> bytes | _Forward:
+    def _answer(self, request: Any, *, udp: bool) -> bytes | _Forward | _Chase:
         question = request.q
+        chase: str | None = None
         qname = str(question.qname)
         reverse = qname.rstrip(".").lower().endswith((".in-addr.arpa", ".ip6.arpa"))
         if not (reverse or self.records.in_zone(qname)):
@@ -926,13 +969,59 @@ class DnsServer:
             reply.add_answer(*map(_record_to_rr, answer.answers))
             reply.add_auth(*map(_record_to_rr, answer.authority))
             reply.add_ar(*map(_record_to_rr, answer.additional))
+            chase = answer.chase
         if any(rr.rtype == QTYPE.OPT for rr in request.ar):
             reply.add_ar(EDNS0(udp_len=_EDNS_ADVERTISED))
-        packet = bytes(reply.pack())
+        packet = bytes(reply.pack())  # encodes the cluster part now: failures SERVFAIL here
+        if chase is not None and self._upstreams:
+            return _Chase(request, reply, packet, chase)
         return _fit_udp(packet, _udp_limit(request)) if udp else packet
+
+    async def _upstream(self, data: bytes, pending: _Forward | _Chase, *, udp: bool) -> bytes:
+        """The reply to ``data`` that needs the upstreams, fitted to the client's UDP size
+        when ``udp``."""
+        if isinstance(pending, _Chase):
+            packet = await self._chase(pending)
+        else:
+            packet = await self._forward(data, pending.request)
+        return _fit_udp(packet, _udp_limit(pending.request)) if udp else packet
+
+    async def _chase(self, pending: _Chase) -> bytes:
+        """The cluster answer with the upstream's answer records for its outside CNAME
+        target (same type as asked; its own CNAME chain included) appended, as CoreDNS's
+        ``kubernetes`` plugin does through its upstream. When no upstream answers in
+        time, or answers with an error, the cluster answer alone (NOERROR with the CNAME):
+        the ExternalName part is ours and correct, and a stub resolver can still see the
+        target name — SERVFAIL would hide it, and make the pod retry the whole search
+        list. The upstream's rcode is not copied (an outside NXDOMAIN stays NOERROR, as in
+        CoreDNS: the asked name does exist)."""
+        reply = pending.reply
+        try:
+            query = DNSRecord.question(pending.target, QTYPE[reply.q.qtype])
+            packet = await self._ask_upstreams(bytes(query.pack()), query)
+            if packet is None:
+                raise _UpstreamError("no upstream answered")
+            found = DNSRecord.parse(packet)
+            if found.header.rcode not in (_RCODES["NOERROR"], _RCODES["NXDOMAIN"]):
+                raise _UpstreamError(f"upstream rcode {found.header.rcode}")
+            reply.add_answer(*found.rr)
+            return bytes(reply.pack())
+        except Exception as exc:
+            log.debug("dns.chase_failed", target=pending.target, error=repr(exc))
+            return pending.packet
 
     async def _forward(self, data: bytes, request: Any) -> bytes:
         """The upstream answer to ``data`` (client's ID restored), or SERVFAIL."""
+        packet = await self._ask_upstreams(data, request)
+        if packet is not None:
+            return data[:2] + packet[2:]
+        reply = request.reply(ra=1, aa=0)
+        reply.header.rcode = _RCODES["SERVFAIL"]
+        return bytes(reply.pack())
+
+    async def _ask_upstreams(self, data: bytes, request: Any) -> bytes | None:
+        """The first upstream reply to the query ``data`` (``request`` parsed), sent under
+        a fresh random ID (which the reply carries), or None when none answers."""
         qid = secrets.token_bytes(2)
         query = qid + data[2:]
         timeout = self.options.forward_timeout
@@ -942,12 +1031,10 @@ class DnsServer:
                 if packet[2] & 0x02:  # TC: ask again over TCP
                     packet = await asyncio.wait_for(self._tcp_exchange(query, upstream), timeout)
                 self._check_reply(packet, qid, request)
-                return data[:2] + packet[2:]
+                return packet
             except (OSError, TimeoutError, EOFError, _UpstreamError) as exc:
                 log.debug("dns.upstream_failed", upstream=upstream, error=repr(exc))
-        reply = request.reply(ra=1, aa=0)
-        reply.header.rcode = _RCODES["SERVFAIL"]
-        return bytes(reply.pack())
+        return None
 
     @staticmethod
     async def _udp_exchange(query: bytes, qid: bytes, upstream: Address) -> bytes:
@@ -990,7 +1077,7 @@ class DnsServer:
         outcome = self._local(data, udp=False)
         if outcome is None or isinstance(outcome, bytes):
             return outcome
-        return await self._forward(data, outcome.request)
+        return await self._upstream(data, outcome, udp=False)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
