@@ -92,6 +92,7 @@ from runtime.network.objects import (
     read_service,
     ready_addresses,
 )
+from runtime.network.upstream import Connection, ResponseHead, UpstreamError, Upstreams
 from runtime.server import tls
 
 log = structlog.get_logger(__name__)
@@ -813,7 +814,8 @@ class IngressRouter:
         self.table = table
         self.options = options
         self._runner: web.ServerRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # for WebSocket upgrades
+        self._upstreams: Upstreams | None = None  # for everything else
         self._ports: dict[str, int] = {}
         self._turns: dict[Backend, int] = {}
         self._sockets: list[tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse]] = []
@@ -832,8 +834,10 @@ class IngressRouter:
             auto_decompress=False,
             trust_env=False,
         )
+        self._upstreams = Upstreams(self.options.connect_timeout)
         # Cancelled handlers on client disconnect close their backend connection at once.
-        server = web.Server(self._handle, handler_cancellation=True)
+        # No access log: a line per request would cost the router a tenth of its time.
+        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
         self._runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         try:
@@ -864,6 +868,9 @@ class IngressRouter:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._upstreams is not None:
+            self._upstreams.close()
+            self._upstreams = None
         self._ports = {}
 
     # --- TLS -----------------------------------------------------------------------
@@ -901,56 +908,54 @@ class IngressRouter:
         return [route.endpoints[(turn + i) % n] for i in range(min(n, MAX_CONNECT_ATTEMPTS))]
 
     async def _proxy(self, request: web.BaseRequest, route: Route) -> web.StreamResponse:
-        assert self._session is not None
+        assert self._upstreams is not None
         headers = _forward_headers(request)
-        upstream: aiohttp.ClientResponse | None = None
+        if "Host" not in headers:  # an HTTP/1.0 client without one
+            headers["Host"] = request.host
         failure = ""
         for endpoint in self._candidates(route):
-            url = URL(f"http://{endpoint.netloc}{request.raw_path}", encoded=True)
             body = request.content.iter_any() if request.body_exists else None
             try:
-                upstream = await self._session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                conn, head = await self._upstreams.send(
+                    endpoint.address, endpoint.port, request.method, request.raw_path, headers, body
                 )
                 break
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                failure = f"{endpoint.netloc}: {exc}"
-                continue
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
+                if exc.connect:
+                    failure = f"{endpoint.netloc}: {exc}"
+                    continue
                 return _text(502, f"upstream {route.backend} ({endpoint.netloc}) failed: {exc}")
-        if upstream is None:
+        else:
             return _text(502, f"upstream {route.backend} unreachable: {failure}")
+        key = (endpoint.address, endpoint.port)
         try:
-            response = await self._relay(request, upstream)
+            response = await self._relay(request, conn, head)
         except BaseException:  # cancelled (client gone) or failed: drop the connection
-            upstream.close()
+            conn.close()
             raise
-        upstream.release()
+        self._upstreams.release(key, conn)
         return response
 
     async def _relay(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse
+        self, request: web.BaseRequest, conn: Connection, head: ResponseHead
     ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            status=upstream.status,
-            reason=upstream.reason,
-            headers=_end_to_end(upstream.headers),
-        )
+        headers = _end_to_end(head.headers)
+        if conn.complete and request.method != "HEAD" and head.status not in (204, 304):
+            # The whole response is here: one write to the client.
+            return web.Response(
+                status=head.status, reason=head.reason, headers=headers, body=conn.take_all()
+            )
+        response = web.StreamResponse(status=head.status, reason=head.reason, headers=headers)
         await response.prepare(request)
         try:
-            async for chunk in upstream.content.iter_any():
+            async for chunk in conn.body():
                 await response.write(chunk)
         except ConnectionResetError:  # the client went away
-            upstream.close()
+            conn.close()
             return response
-        except aiohttp.ClientError as exc:  # the backend broke off: so does the client
-            log.info("ingress.upstream_broken", url=str(upstream.url), error=str(exc))
-            upstream.close()
+        except UpstreamError as exc:  # the backend broke off: so does the client
+            log.info("ingress.upstream_broken", path=request.raw_path, error=str(exc))
+            conn.close()
             if request.transport is not None:
                 request.transport.close()
             return response
