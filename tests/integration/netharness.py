@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped, unused-ignore]
 
 from kubeclient.rest import Client
 from tests.integration import harness

@@ -11,6 +11,8 @@ namespace):
 * NodePort and LoadBalancer Services answer on 127.0.0.1;
 * ``sessionAffinity: ClientIP`` keeps a client on one pod; a UDP Service port reaches
   its endpoint (a DNS server) through the proxy;
+* an ExternalName Service naming another Service takes a pod there (CNAME and the
+  target's address in one answer);
 * deleting a Service removes its rules and its DNS names;
 * stopping the cluster leaves no rule, interface, process or container behind.
 
@@ -486,6 +488,27 @@ def test_client_ip_affinity_keeps_a_pod_and_a_udp_port_reaches_its_endpoint(
         lines = await run_client(client, ns, client_pod("udp", lookup))
         print("\n".join(lines))
         assert f"Address: {web['spec']['clusterIP']}" in lines, lines
+
+    run(cluster.proc, body)
+
+
+# --- ExternalName ---------------------------------------------------------------------------
+def test_an_external_name_service_takes_a_pod_to_its_target(cluster: Cluster) -> None:
+    ns = "alias"
+    alias = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "alias"},
+        "spec": {"type": "ExternalName", "externalName": f"web.{ns}.svc.cluster.local"},
+    }
+
+    async def body(client: Client) -> None:
+        await create_all(client, ns, web_deployment("web", 1), web_service("web"), alias)
+        (pod,) = await until("the web pod", lambda: ready_pods(client, ns, "app=web"))
+        await until("a ready endpoint", lambda: ready_endpoints(client, ns, "web"))
+        # The pod's resolver gets the CNAME and the target's address in one answer.
+        lines = await run_client(client, ns, fetch_pod("via-alias", ["http://alias"]))
+        assert results(lines) == [("GOT", "http://alias", pod)], lines
 
     run(cluster.proc, body)
 
