@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from kubeclient.rest import Client
 from runtime.network.wiring import kube_dns_slice
 from tests.conftest import free_port
 from tests.integration.harness import BRIDGES, bridge_address, not_found, run, started, until
+from tests.integration.netharness import http_get
 
 pytestmark = pytest.mark.integration
 
@@ -103,15 +103,6 @@ def ingress(name: str, service_name: str) -> dict[str, Any]:
     }
 
 
-def fetch(port: int, path: str, host: str) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def test_an_ingress_routes_host_requests_to_its_service_and_reports_its_address(
     tmp_path: Path, backend: tuple[str, int]
 ) -> None:
@@ -135,12 +126,14 @@ def test_an_ingress_routes_host_requests_to_its_service_and_reports_its_address(
             )
 
             async def routed() -> str | None:
-                status, text = await asyncio.to_thread(fetch, ingress_port, "/cart", "shop.example")
+                status, text = await asyncio.to_thread(
+                    http_get, ingress_port, "shop.example", "/cart"
+                )
                 return text if status == 200 else None
 
             text = await until("the ingress to route to the backend", routed, timeout=30)
             assert text == "backend saw /cart for shop.example\n"
-            status, _ = await asyncio.to_thread(fetch, ingress_port, "/", "other.example")
+            status, _ = await asyncio.to_thread(http_get, ingress_port, "other.example", "/")
             assert status == 404
 
             cls = await client.get("networking.k8s.io/v1", "ingressclasses", "builtin")

@@ -40,7 +40,7 @@ import yaml
 from kubeclient.rest import Client
 from runtime.network.ingress import self_signed_certificate
 from tests.conftest import ROOT, ClusterProcess, free_port
-from tests.integration.harness import BRIDGES, BUSYBOX, run, web_deployment
+from tests.integration.harness import BRIDGES, run, web_deployment
 from tests.integration.netharness import (
     client_pod,
     cluster_dns_address,
@@ -237,43 +237,16 @@ def peers_statefulset() -> dict[str, Any]:
         'if out=$(busybox timeout 5 wget -qO- "http://$p.web:8080/" 2>&1); '
         'then echo "PEER $p $out"; else echo "NOPEER $p $out"; fi; done; sleep 1; done'
     )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "web"},
-        "spec": {
-            "serviceName": "web",
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "httpd",
-                            "image": BUSYBOX,
-                            "imagePullPolicy": "Never",
-                            "command": [
-                                "sh",
-                                "-c",
-                                "mkdir -p /www && echo $POD_NAME > /www/index.html"
-                                f" && httpd -p 8080 -h /www && {loop}",
-                            ],
-                            "env": [
-                                {
-                                    "name": "POD_NAME",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                }
-                            ],
-                            "ports": [{"name": "http", "containerPort": 8080}],
-                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    statefulset = web_deployment("web", 2)
+    statefulset["kind"] = "StatefulSet"
+    statefulset["spec"]["serviceName"] = "web"
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [
+        "sh",
+        "-c",
+        f"mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -p 8080 -h /www && {loop}",
+    ]
+    return statefulset
 
 
 def test_a_statefulset_pod_reaches_its_sibling_by_name_through_the_headless_service(
