@@ -88,11 +88,12 @@ from kubeclient.informer import ObjectSource
 from kubeclient.rest import Client
 from runtime.network.ingress import load_balancer_ingress
 from runtime.network.objects import (
+    Endpoint,
     EndpointSlice,
     object_key,
     read_endpoint_slice,
     read_service,
-    ready_addresses,
+    ready_endpoints,
 )
 
 log = structlog.get_logger(__name__)
@@ -122,12 +123,6 @@ class HostPortsOptions:
     udp_idle_timeout: float = 30.0
     retry_period: float = 10.0
     buffer_size: int = 1 << 20
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    address: str
-    port: int
 
 
 @dataclass(frozen=True)
@@ -322,8 +317,7 @@ class HostPorts:
         """The ready endpoints of a Service port, sorted, without duplicates."""
         owner = (target.namespace, target.service)
         owned = (sl for sl in self._slices.values() if sl.service == owner)
-        found = ready_addresses(owned, target.port_name, target.protocol)
-        return tuple(Endpoint(address, port) for address, port in sorted(found))
+        return ready_endpoints(owned, target.port_name, target.protocol)
 
     def candidates(self, target: Target, client: str) -> list[Endpoint]:
         """Endpoints to try for a new connection from ``client``, best first: the

@@ -86,11 +86,12 @@ from yarl import URL
 from kubeclient.informer import ObjectSource, key_of
 from kubeclient.rest import Client
 from runtime.network.objects import (
+    Endpoint,
     EndpointSlice,
     Service,
     read_endpoint_slice,
     read_service,
-    ready_addresses,
+    ready_endpoints,
 )
 from runtime.network.upstream import Connection, ResponseHead, UpstreamError, Upstreams
 from runtime.server import tls
@@ -155,20 +156,6 @@ class Backend:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.service}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    address: str
-    port: int
-
-    @property
-    def netloc(self) -> str:
-        return (
-            f"[{self.address}]:{self.port}"
-            if ":" in self.address
-            else f"{self.address}:{self.port}"
-        )
 
 
 @dataclass(frozen=True)
@@ -355,8 +342,7 @@ def _endpoints_of(
     )
     if port_name is None:
         return ()
-    found = ready_addresses(slices, port_name, "TCP")
-    return tuple(Endpoint(address, target) for address, target in sorted(found))
+    return ready_endpoints(slices, port_name, "TCP")
 
 
 # --- TLS material -------------------------------------------------------------------------

@@ -282,3 +282,33 @@ def ready_addresses(
             if ep.ready and address is not None and address_type(address) == kind:
                 found.update((address, port) for port in ports)
     return found
+
+
+@dataclass(frozen=True, order=True)
+class Endpoint:
+    """One ready backend of a Service port: an address and the port to connect to (what
+    the host ports and the ingress relay to)."""
+
+    address: str
+    port: int
+
+    @property
+    def netloc(self) -> str:
+        """``address:port``, the IPv6 address in brackets."""
+        return (
+            f"[{self.address}]:{self.port}"
+            if ":" in self.address
+            else f"{self.address}:{self.port}"
+        )
+
+
+def ready_endpoints(
+    slices: Iterable[EndpointSlice],
+    port_name: str,
+    protocol: str,
+    *,
+    address_types: Collection[str] = IP_ADDRESS_TYPES,
+) -> tuple[Endpoint, ...]:
+    """:func:`ready_addresses` as sorted :class:`Endpoint` values."""
+    found = ready_addresses(slices, port_name, protocol, address_types=address_types)
+    return tuple(Endpoint(address, port) for address, port in sorted(found))

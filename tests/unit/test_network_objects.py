@@ -12,6 +12,7 @@ import pytest
 from runtime.network.objects import (
     DEFAULT_AFFINITY_TIMEOUT,
     SERVICE_NAME_LABEL,
+    Endpoint,
     EndpointPort,
     EndpointSlice,
     ServicePort,
@@ -22,6 +23,7 @@ from runtime.network.objects import (
     read_endpoint_slice,
     read_service,
     ready_addresses,
+    ready_endpoints,
     valid_port,
 )
 
@@ -321,3 +323,11 @@ def test_a_slice_without_address_type_counts_as_ipv4() -> None:
 def test_an_address_of_the_wrong_family_for_its_slice_is_not_used() -> None:
     sl = slices(endpoint_slice({"addresses": ["fd00::1", "10.0.0.1"]}))
     assert ready_addresses(sl, "http", "TCP") == set()
+
+
+def test_ready_endpoints_are_sorted_endpoints_whose_netloc_brackets_ipv6() -> None:
+    sl = slices(endpoint_slice({"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.1"]}))
+    found = ready_endpoints(sl, "http", "TCP")
+    assert found == (Endpoint("10.0.0.1", 8080), Endpoint("10.0.0.2", 8080))
+    assert found[0].netloc == "10.0.0.1:8080"
+    assert Endpoint("fd00::1", 80).netloc == "[fd00::1]:80"
