@@ -192,6 +192,56 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ExecOptions:
+    """How to run an interactive command (``kubectl exec``) in a container.
+
+    ``stdin``: the command reads what :meth:`ExecSession.write_stdin` sends (else its
+    stdin is empty). ``tty``: the command gets a terminal; its stderr is merged into
+    stdout (as in Kubernetes) and :meth:`ExecSession.resize` sets the terminal's size.
+    """
+
+    stdin: bool = False
+    tty: bool = False
+
+
+STDOUT = 1  # the channel numbers of ExecSession.read (those of the exec protocol)
+STDERR = 2
+
+
+class ExecSession(Protocol):
+    """A command running in a container, started by
+    :meth:`ContainerRuntime.exec_session`. Owned by one caller (the kubelet's exec
+    endpoint); :meth:`close` must be called in every case."""
+
+    async def write_stdin(self, data: bytes) -> None:
+        """Send bytes to the command's stdin (ignored without ``ExecOptions.stdin`` or
+        after :meth:`close_stdin`)."""
+        ...
+
+    async def close_stdin(self) -> None:
+        """End of input: the command reads end of file (in tty mode: an EOT, ^D, as a
+        terminal's user would type). Idempotent."""
+        ...
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next piece of output as ``(STDOUT | STDERR, data)``; None once the
+        command has exited and all of its output was read."""
+        ...
+
+    async def resize(self, width: int, height: int) -> None:
+        """Set the terminal's size in columns and rows (ignored without a tty)."""
+        ...
+
+    async def wait(self) -> int:
+        """The command's exit code (waits for it to exit)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the command if it still runs and release everything. Idempotent."""
+        ...
+
+
+@dataclass(frozen=True)
 class ContainerStats:
     cpu_usage_nanocores: int  # instantaneous rate, like the kubelet's summary API
     cpu_usage_core_nanoseconds: int  # cumulative
@@ -282,6 +332,14 @@ class ContainerRuntime(Protocol):
 
     async def exec(self, container_id: str, command: tuple[str, ...], timeout: float) -> ExecResult:
         """Run a command in a running container (exec probes, ``kubectl exec``)."""
+        ...
+
+    async def exec_session(
+        self, container_id: str, command: tuple[str, ...], options: ExecOptions
+    ) -> ExecSession:
+        """Start an interactive command in a running container (``kubectl exec``);
+        raises NotFound when the container does not exist, InvalidConfig without a
+        command."""
         ...
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:

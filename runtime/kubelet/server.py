@@ -1,5 +1,5 @@
-"""The kubelet's own HTTPS endpoint: container logs and resource usage (and, later, exec
-and port-forward).
+"""The kubelet's own HTTPS endpoint: container logs, ``kubectl exec`` and resource usage
+(port-forward is not served).
 
 Who calls it: the API server, which proxies ``pods/{name}/log`` here and reads
 ``/stats/summary`` to serve the resource metrics API (``metrics.k8s.io``, what
@@ -12,6 +12,11 @@ the cluster's bearer token. The serving certificate is signed by the cluster CA.
 memory ``workingSetBytes``, and ``pods[]`` with ``podRef`` and per-container usage, from
 :meth:`ContainerRuntime.stats` of the running containers of the pods this kubelet runs.
 The node's usage is the sum of its pods' (no system containers are accounted).
+
+``/exec/{namespace}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..``
+runs a command in the newest instance of a running container, over a WebSocket that
+speaks Kubernetes' remotecommand channel protocol (:mod:`runtime.kubelet.remotecommand`;
+the API server proxies ``pods/{name}/exec`` here).
 """
 
 from __future__ import annotations
@@ -26,8 +31,15 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.kubelet import cri
-from runtime.kubelet.cri import ContainerRuntime, ContainerState, ContainerStats, LogOptions
+from runtime.kubelet import cri, remotecommand
+from runtime.kubelet.cri import (
+    ContainerRuntime,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    ExecOptions,
+    LogOptions,
+)
 
 
 def _int(value: str | None) -> int | None:
@@ -63,8 +75,9 @@ class KubeletServer:
         ):
             raise web.HTTPUnauthorized(text="Unauthorized")
 
-    async def logs(self, request: web.Request) -> web.StreamResponse:
-        self._check(request)
+    async def _instances(self, request: web.Request) -> tuple[str, str, list[ContainerStatus]]:
+        """The pod's name, the container's name and its instances, newest first (404
+        when the pod is not on this node)."""
         ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
         pod = self.find_pod(ns, name)
         if pod is None:
@@ -77,6 +90,11 @@ class KubeletServer:
             key=lambda c: (int(c.labels.get(cri.LABEL_RESTART_COUNT, "0")), c.created_at),
             reverse=True,
         )
+        return name, container, instances
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        self._check(request)
+        name, container, instances = await self._instances(request)
         q = request.query
         previous = q.get("previous") in ("true", "1")
         if previous:
@@ -112,6 +130,51 @@ class KubeletServer:
                 sent += len(chunk)
         await response.write_eof()
         return response
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        """``kubectl exec``: the command in a running container, over the WebSocket
+        channel protocol (:mod:`runtime.kubelet.remotecommand`). Errors before the
+        upgrade are plain HTTP: 400 bad request or container not running, 404 pod or
+        container not here, 403 no supported subprotocol offered."""
+        self._check(request)
+        try:
+            wanted = remotecommand.parse_exec_request(request.query.items())
+        except remotecommand.ExecRequestError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        name, container, instances = await self._instances(request)
+        if not instances:
+            raise web.HTTPNotFound(text=f'container "{container}" not found in pod "{name}"')
+        target = instances[0]
+        if target.state != ContainerState.RUNNING:
+            raise web.HTTPBadRequest(
+                text=f'container "{container}" in pod "{name}" is not running '
+                f"(state: {target.state})"
+            )
+        offered = remotecommand.offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
+        protocol = remotecommand.negotiate(offered)
+        ws = web.WebSocketResponse(
+            protocols=remotecommand.PROTOCOLS if offered else (), compress=False
+        )
+        if not ws.can_prepare(request).ok:
+            raise web.HTTPBadRequest(
+                text="exec needs a WebSocket upgrade (subprotocols "
+                f"{', '.join(remotecommand.PROTOCOLS)}); SPDY is not supported"
+            )
+        if protocol is None:
+            raise web.HTTPForbidden(
+                text=f"requested protocol(s) are not supported: {offered}; "
+                f"supports {list(remotecommand.PROTOCOLS)}"
+            )
+        await ws.prepare(request)
+        await remotecommand.send_opening(ws, wanted)
+        options = ExecOptions(stdin=wanted.stdin, tty=wanted.tty)
+        try:
+            session = await self.runtime.exec_session(target.id, wanted.command, options)
+        except cri.RuntimeError_ as exc:
+            await remotecommand.send_failure(ws, protocol, str(exc))
+            return ws
+        await remotecommand.serve(ws, session, protocol, wanted)
+        return ws
 
     async def summary(self, request: web.Request) -> web.Response:
         """The Summary API: current usage of the node and of each of its running pods."""
@@ -187,6 +250,8 @@ class KubeletServer:
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> int:
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.logs)
+        app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_post("/exec/{namespace}/{pod}/{container}", self.exec)  # SPDY: 400
         app.router.add_get("/stats/summary", self.summary)
         app.router.add_get("/healthz", _ok)
         self._runner = web.AppRunner(app, access_log=None)

@@ -9,7 +9,10 @@ tests can describe a container's life in its pod spec:
 * ``FAKE_RUN_SECONDS``: the container exits after this many seconds (default: runs
   until stopped);
 * ``FAKE_EXIT_CODE``: its exit code when it exits on its own (default 0);
-* ``FAKE_EXEC_EXIT_CODE``: what ``exec`` (exec probes) returns (default 0);
+* ``FAKE_EXEC_EXIT_CODE``: what ``exec`` (exec probes) returns (default 0), and the
+  exit code of an ``exec_session``;
+* ``FAKE_EXEC_STDOUT`` / ``FAKE_EXEC_STDERR``: what an ``exec_session`` writes first
+  (see :class:`FakeExecSession`: no command runs, whatever the command is);
 * ``FAKE_IGNORE_SIGTERM=1``: a stop waits for the whole timeout, as an engine killing a
   container that ignores SIGTERM would;
 * ``FAKE_OOM=1``: the exit is reported as ``OOMKilled`` (exit code 137).
@@ -27,15 +30,20 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from runtime.kubelet.cri import (
+    STDERR,
+    STDOUT,
     ContainerConfig,
     ContainerState,
     ContainerStats,
     ContainerStatus,
+    ExecOptions,
     ExecResult,
     ImagePullFailed,
+    InvalidConfig,
     LogOptions,
     NotFound,
     RegistryAuth,
+    RuntimeError_,
     SandboxConfig,
     SandboxState,
     SandboxStatus,
@@ -64,6 +72,68 @@ class _Container:
     exit_task: asyncio.TimerHandle | None = None
 
 
+class FakeExecSession:
+    """What the fake runtime's ``exec_session`` returns; nothing runs. Its output is the
+    container's ``FAKE_EXEC_STDOUT`` on stdout, then ``FAKE_EXEC_STDERR`` on stderr (on
+    stdout in tty mode, as a terminal merges them); then, when stdin was asked for,
+    everything written to stdin comes back on stdout (like ``cat``) until stdin is
+    closed. The session then exits with ``FAKE_EXEC_EXIT_CODE`` (default 0); without
+    stdin it exits at once. Sizes given to :meth:`resize` in tty mode are recorded in
+    ``sizes`` as (width, height); :meth:`close` before the exit ends it with 137, as a
+    kill would."""
+
+    def __init__(
+        self, command: tuple[str, ...], options: ExecOptions, env: Mapping[str, str]
+    ) -> None:
+        self.command = command
+        self.options = options
+        self.sizes: list[tuple[int, int]] = []
+        self.closed = False
+        self._code = int(env.get("FAKE_EXEC_EXIT_CODE", "0"))
+        self._output: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        stdout = env.get("FAKE_EXEC_STDOUT", "").encode()
+        stderr = env.get("FAKE_EXEC_STDERR", "").encode()
+        if stdout:
+            self._output.put_nowait((STDOUT, stdout))
+        if stderr:
+            self._output.put_nowait((STDOUT if options.tty else STDERR, stderr))
+        self._stdin_open = options.stdin
+        if not options.stdin:
+            self._finish(self._code)
+
+    def _finish(self, code: int) -> None:
+        if not self._exit.done():
+            self._exit.set_result(code)
+            self._output.put_nowait(None)
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self._stdin_open and data:
+            self._output.put_nowait((STDOUT, data))
+
+    async def close_stdin(self) -> None:
+        if self._stdin_open:
+            self._stdin_open = False
+            self._finish(self._code)
+
+    async def read(self) -> tuple[int, bytes] | None:
+        if self._exit.done() and self._output.empty():
+            return None
+        return await self._output.get()
+
+    async def resize(self, width: int, height: int) -> None:
+        if self.options.tty:
+            self.sizes.append((width, height))
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exit)
+
+    async def close(self) -> None:
+        self.closed = True
+        self._stdin_open = False
+        self._finish(137)
+
+
 def _env(config: ContainerConfig) -> dict[str, str]:
     return dict(config.env)
 
@@ -85,6 +155,7 @@ class FakeRuntime:
         self._ips = itertools.count(0)
         self._pulled: set[str] = set()
         self.calls: list[str] = []  # operation log, for tests
+        self.exec_sessions: list[FakeExecSession] = []  # every exec_session, for tests
 
     def _id(self, kind: str) -> str:
         return hashlib.sha256(f"{kind}-{next(self._ids)}-{id(self)}".encode()).hexdigest()[:32]
@@ -255,6 +326,19 @@ class FakeRuntime:
             return ExecResult(126, b"", b"container is not running\n")
         code = int(_env(c.config).get("FAKE_EXEC_EXIT_CODE", "0"))
         return ExecResult(code, b"", b"")
+
+    async def exec_session(
+        self, container_id: str, command: tuple[str, ...], options: ExecOptions
+    ) -> FakeExecSession:
+        c = self._get(container_id)
+        if not command:
+            raise InvalidConfig("exec needs a command")
+        if c.status.state != ContainerState.RUNNING:
+            raise RuntimeError_(f"container {c.config.name} is not running", retryable=False)
+        self.calls.append(f"exec_session {c.config.name} {' '.join(command)}")
+        session = FakeExecSession(command, options, _env(c.config))
+        self.exec_sessions.append(session)
+        return session
 
     async def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         c = self._get(container_id)

@@ -57,7 +57,9 @@ from runtime.kubelet.cri import (
     ContainerState,
     ContainerStats,
     ContainerStatus,
+    ExecOptions,
     ExecResult,
+    ExecSession,
     ImageNotFound,
     ImagePullFailed,
     InvalidConfig,
@@ -70,6 +72,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
+from runtime.kubelet.runtimes.cliexec import exec_args, start_cli_exec
 from runtime.kubelet.runtimes.podman_service import ApiCallFailed, PodmanService, label_filter
 
 # =====================================================================================
@@ -1044,6 +1047,21 @@ class PodmanRuntime:
                 raise NotFound(f"exec: {result.describe()}")
             raise RuntimeError_(f"exec: container is not running: {result.err}", retryable=False)
         return ExecResult(result.returncode, result.stdout, result.stderr)
+
+    async def exec_session(
+        self, container_id: str, command: tuple[str, ...], options: ExecOptions
+    ) -> ExecSession:
+        """``podman exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
+        if not command:
+            raise InvalidConfig("exec needs a command")
+        status = await self.container_status(container_id)  # NotFound when missing
+        if status.state is not ContainerState.RUNNING:
+            raise RuntimeError_(
+                f"exec: container {container_id[:12]} is not running", retryable=False
+            )
+        return await start_cli_exec(
+            [*self._global, *exec_args(container_id, command, options)], self.env, options
+        )
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         return self._logs(container_id, options)
