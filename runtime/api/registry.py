@@ -126,7 +126,16 @@ BUILTIN: tuple[ResourceInfo, ...] = (
     _r("", "v1", "nodes", "Node", CL, "no", sub="status"),
     _r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", NS, "pvc", sub="status"),
     _r("", "v1", "persistentvolumes", "PersistentVolume", CL, "pv", sub="status"),
-    _r("", "v1", "pods", "Pod", NS, "po", "all", "status log binding eviction ephemeralcontainers"),
+    _r(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        NS,
+        "po",
+        "all",
+        "status log binding eviction ephemeralcontainers exec attach",
+    ),
     _r("", "v1", "podtemplates", "PodTemplate", NS),
     _r(
         "", "v1", "replicationcontrollers", "ReplicationController", NS, "rc", "all", "status scale"

@@ -6,6 +6,8 @@ controllers. It authenticates the bearer token, routes ``/api`` and ``/apis`` pa
 resources and subresources, negotiates content (JSON, YAML bodies, the four patch
 types, ``as=Table``, ``as=PartialObjectMetadata``, gzip), streams watches as chunked
 JSON lines, and renders every :class:`~kubemodel.errors.ApiError` as a ``Status``.
+ASGI ``websocket`` scopes are ``pods/exec``: authenticated and validated here, then
+relayed to the pod's kubelet by :mod:`runtime.server.streaming`.
 The semantics live in :mod:`runtime.api.objects`; this module only translates HTTP.
 """
 
@@ -34,7 +36,7 @@ from runtime.api.objects import ObjectAPI, WriteOptions, WriteResult
 from runtime.api.registry import ResourceInfo
 from runtime.api.selectors import FieldRequirement, FieldSelector, LabelSelector
 from runtime.api.store import ADDED, DELETED, MODIFIED, Entry, Expired
-from runtime.server import tables
+from runtime.server import streaming, tables
 from runtime.server.discovery import Discovery
 from runtime.server.metrics import GROUP as METRICS_GROUP
 from runtime.server.metrics import MetricsAPI
@@ -95,6 +97,7 @@ class Request:
     accept: str = ""
     user_agent: str = ""
     body_bytes: bytes = b""
+    raw_query: bytes = b""
     warnings: list[str] = field(default_factory=list)
 
     def flag(self, name: str) -> bool:
@@ -138,6 +141,33 @@ def _parse_query(raw: bytes) -> dict[str, str]:
     for key, value in urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
         out[key] = value
     return out
+
+
+def _request(scope: Scope, method: str) -> Request:
+    headers: dict[str, str] = {}
+    for k, v in scope["headers"]:
+        headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+    raw_query: bytes = scope.get("query_string", b"")
+    return Request(
+        method=method,
+        path=scope["path"],
+        query=_parse_query(raw_query),
+        headers=headers,
+        accept=headers.get("accept", ""),
+        user_agent=headers.get("user-agent", ""),
+        raw_query=raw_query,
+    )
+
+
+def _api_path(path: str) -> tuple[str, str, list[str]] | None:
+    """(group, version, rest) of a resource path under ``/api/v1`` or
+    ``/apis/{group}/{version}``; None for discovery and other paths."""
+    parts = path.rstrip("/").split("/")[1:]
+    if parts and parts[0] == "api" and len(parts) > 2:
+        return "", parts[1], parts[2:]
+    if parts and parts[0] == "apis" and len(parts) > 3:
+        return parts[1], parts[2], parts[3:]
+    return None
 
 
 def _parse_body(req: Request, content_type: str) -> Any:
@@ -201,6 +231,7 @@ class ApiApp:
         self._token = options.token.encode()
         self._shutdown = asyncio.Event()
         self._kubelet_ssl_context: ssl.SSLContext | None = None
+        self._stream_failures = streaming.RecentFailures()
         self.metrics = MetricsAPI(api, self._kubelet_summary)
         api.on_registry_change(self._registry_changed)
 
@@ -226,19 +257,12 @@ class ApiApp:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
-        headers: dict[str, str] = {}
-        for k, v in scope["headers"]:
-            headers[k.decode("latin-1").lower()] = v.decode("latin-1")
-        req = Request(
-            method=scope["method"],
-            path=scope["path"],
-            query=_parse_query(scope.get("query_string", b"")),
-            headers=headers,
-            accept=headers.get("accept", ""),
-            user_agent=headers.get("user-agent", ""),
-        )
+        req = _request(scope, scope["method"])
         try:
             if req.path not in PUBLIC_PATHS:
                 self._authenticate(req)
@@ -465,6 +489,8 @@ class ApiApp:
             return await self._scale(req, info, namespace, name)
         if sub == "log":
             return await self._log(req, info, namespace, name)
+        if sub in streaming.STREAM_SUBRESOURCES:
+            raise self._stream_refusal(req, info, namespace, name, sub)
         if sub == "binding":
             if method != "POST":
                 raise errors.method_not_allowed("only POST is supported on pods/binding")
@@ -695,23 +721,7 @@ class ApiApp:
             raise errors.method_not_allowed("only GET is supported on pods/log")
         pod = self.api.get(info, namespace, name).obj()
         spec = pod.get("spec") or {}
-        names = [str(c.get("name")) for c in spec.get("containers") or []]
-        init_names = [str(c.get("name")) for c in spec.get("initContainers") or []]
-        container = req.query.get("container", "")
-        if not container:
-            if len(names) != 1:
-                raise errors.bad_request(
-                    f"a container name must be specified for pod {name}, choose one of: "
-                    f"[{' '.join(names)}]"
-                    + (
-                        f" or one of the init containers: [{' '.join(init_names)}]"
-                        if init_names
-                        else ""
-                    )
-                )
-            container = names[0]
-        if container not in names and container not in init_names:
-            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        container = streaming.choose_container(pod, name, req.query.get("container", ""))
         node_name = spec.get("nodeName")
         if not node_name:
             raise errors.bad_request(f"pod {name} does not have a host assigned")
@@ -734,18 +744,12 @@ class ApiApp:
             )
         except aiohttp.ClientError as exc:
             await session.close()
-            raise errors.unavailable(
-                f"cannot reach the kubelet of node {node_name!r}: {exc}"
-            ) from exc
+            raise streaming.kubelet_unreachable(str(node_name), exc) from exc
         if resp.status >= 400:
-            text = (await resp.text()).strip()
+            text = await resp.text()
             resp.release()
             await session.close()
-            raise ApiError(
-                400 if resp.status < 500 else 500,
-                "BadRequest" if resp.status < 500 else "InternalError",
-                text,
-            )
+            raise streaming.kubelet_error(str(node_name), resp.status, text)
         return StreamingResponse(200, self._relay(session, resp))
 
     def _kubelet_base(self, node_name: str, purpose: str) -> str:
@@ -803,9 +807,75 @@ class ApiApp:
                     )
                 return orjson.loads(raw)
         except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
-            raise errors.unavailable(
-                f"cannot reach the kubelet of node {node_name!r}: {exc}"
-            ) from exc
+            raise streaming.kubelet_unreachable(node_name, exc) from exc
+
+    # --- pods/exec (WebSocket) -------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket request: only ``pods/exec`` is served (see :mod:`streaming`)."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        req = _request(scope, "GET")
+        key: streaming.FailureKey | None = None
+        try:
+            self._authenticate(req)
+            located = _api_path(req.path)
+            if located is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            info, namespace, name, sub = self._split(*located)
+            if sub not in streaming.STREAM_SUBRESOURCES:
+                raise errors.bad_request(
+                    "only pods/exec is served over WebSocket by the built-in cluster"
+                )
+            target = self._exec_target(req, info, namespace, name, sub)
+            key = (namespace, name, sub, req.raw_query)
+            endpoint = streaming.KubeletEndpoint(
+                target.node_name,
+                self._kubelet_base(target.node_name, "exec in"),
+                self._kubelet_ssl(),
+                self.options.token,
+            )
+            upstream = await streaming.open_kubelet(
+                endpoint, target, list(scope.get("subprotocols") or ())
+            )
+        except ApiError as exc:
+            if key is not None:
+                self._stream_failures.remember(key, exc)
+            await streaming.reject(scope, send, exc)
+            return
+        except Exception as exc:  # report, never drop the handshake silently
+            log.exception("exec.failed", path=req.path)
+            await streaming.reject(scope, send, errors.internal(f"{type(exc).__name__}: {exc}"))
+            return
+        try:
+            await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
+            await streaming.relay(receive, send, upstream.ws)
+        finally:
+            await upstream.close()
+
+    def _exec_target(
+        self, req: Request, info: ResourceInfo, namespace: str, name: str, sub: str
+    ) -> streaming.ExecTarget:
+        """Validate a pods/exec (or attach) request; attach is refused once valid."""
+        query = streaming.parse_stream_query(req.raw_query)
+        pod = self.api.get(info, namespace, name).obj()
+        target = streaming.exec_target(pod, namespace, name, sub, query)
+        if sub != "exec":
+            raise errors.bad_request(
+                f"pods/{sub} is not supported by the built-in cluster; use pods/exec"
+            )
+        return target
+
+    def _stream_refusal(
+        self, req: Request, info: ResourceInfo, namespace: str, name: str, sub: str
+    ) -> ApiError:
+        """pods/exec without a WebSocket (kubectl's SPDY fallback): the request's own
+        validation error, else the error of the WebSocket attempt that just failed on the
+        same pod, else a 400 saying only WebSocket streaming is served."""
+        if req.method not in ("GET", "POST"):
+            return errors.method_not_allowed(f"{req.method} is not supported on pods/{sub}")
+        self._exec_target(req, info, namespace, name, sub)
+        failed = self._stream_failures.take((namespace, name, sub, req.raw_query))
+        return failed if failed is not None else errors.bad_request(streaming.SPDY_REFUSAL)
 
     @staticmethod
     async def _relay(session: Any, resp: Any) -> AsyncIterator[bytes]:
@@ -849,15 +919,10 @@ class ApiApp:
 
     # --- watch ------------------------------------------------------------------------------
     async def _route_watch(self, req: Request, scope: Scope, receive: Receive, send: Send) -> None:
-        path = req.path.rstrip("/")
-        parts = path.split("/")[1:]
-        if parts and parts[0] == "api" and len(parts) > 2:
-            group, version, rest = "", parts[1], parts[2:]
-        elif parts and parts[0] == "apis" and len(parts) > 3:
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
+        located = _api_path(req.path)
+        if located is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        info, namespace, name, sub = self._split(group, version, rest)
+        info, namespace, name, sub = self._split(*located)
         if sub:
             raise errors.method_not_allowed("watch is not supported on subresources")
         self._verb(info, "watch")

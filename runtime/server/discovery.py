@@ -22,12 +22,16 @@ _SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
     "scale": ["get", "patch", "update"],
     "log": ["get"],
+    "exec": ["create", "get"],
     "binding": ["create"],
     "eviction": ["create"],
     "finalize": ["update"],
     "approval": ["get", "patch", "update"],
     "ephemeralcontainers": ["get", "patch", "update"],
 }
+
+# Subresources routed (to refuse them with a reason) but not served, so not listed.
+_UNLISTED = frozenset({"attach"})
 
 
 def _hash(info: ResourceInfo) -> str:
@@ -50,7 +54,7 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
     if "get" in info.verbs:
         main["storageVersionHash"] = _hash(info)
     out = [main]
-    for sub in sorted(info.subresources):
+    for sub in sorted(info.subresources - _UNLISTED):
         entry: dict[str, Any] = {
             "name": f"{info.plural}/{sub}",
             "singularName": "",
@@ -66,6 +70,8 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
             entry.update({"group": "policy", "version": "v1", "kind": "Eviction"})
         elif sub == "log":
             entry["kind"] = "Pod"
+        elif sub == "exec":
+            entry["kind"] = "PodExecOptions"
         out.append(entry)
     return out
 

@@ -427,8 +427,34 @@ _PARAMETERS: dict[str, tuple[str, str, str]] = {
     "container": (
         "query",
         "string",
-        "The container for which to stream logs. Defaults to only container if there is one"
-        " container in the pod.",
+        "The container to stream logs of or to execute the command in. Defaults to only"
+        " container if there is one container in the pod.",
+    ),
+    "command": (
+        "query",
+        "string",
+        "Command is the remote command to execute; argv array (repeat the parameter)."
+        " Not executed within a shell.",
+    ),
+    "stdin": (
+        "query",
+        "boolean",
+        "Redirect the standard input stream of the pod for this call. Defaults to false.",
+    ),
+    "stdout": (
+        "query",
+        "boolean",
+        "Redirect the standard output stream of the pod for this call.",
+    ),
+    "stderr": (
+        "query",
+        "boolean",
+        "Redirect the standard error stream of the pod for this call.",
+    ),
+    "tty": (
+        "query",
+        "boolean",
+        "TTY if true indicates that a tty will be allocated for the exec call. Defaults to false.",
     ),
     "follow": ("query", "boolean", "Follow the log stream of the pod. Defaults to false."),
     "insecureSkipTLSVerifyBackend": (
@@ -516,6 +542,8 @@ _PATCH_TYPES = [
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 ]
+
+_EXEC_PARAMS = ("command", "container", "stderr", "stdin", "stdout", "tty")
 
 _STRING = "<string>"  # a response body that is a plain string (pods/log)
 
@@ -863,6 +891,27 @@ class _Paths:
                     responses={"200": _STRING, "401": None},
                     produces=produces,
                 )
+            ]
+        if sub == "exec":
+            # kube-apiserver's "connect" operations: a WebSocket upgrade (GET; POST is
+            # the SPDY upgrade kubectl falls back to, refused here with a reason).
+            gv = _camel_group(info.group) + info.version[:1].upper() + info.version[1:]
+            rest = oid[len(gv) :]
+            options = {"group": info.group, "kind": f"{kind}ExecOptions", "version": "v1"}
+            return [
+                _Op(
+                    method,
+                    "connect",
+                    f"connect{gv}{method.title()}{rest}",
+                    f"connect {method.upper()} requests to exec of {kind}",
+                    dict(options),
+                    tag,
+                    params=_EXEC_PARAMS,
+                    responses={"200": _STRING, "401": None},
+                    consumes=["*/*"],
+                    produces=["*/*"],
+                )
+                for method in ("get", "post")
             ]
         if sub == "finalize":
             return [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import Iterator
@@ -49,6 +50,24 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _RejectedHandshakes(logging.Filter):
+    """Drops uvicorn's "returned without completing handshake" error, which its WebSocket
+    protocols log after every handshake the app answered with an HTTP response (the
+    ``websocket.http.response`` extension; refused ``pods/exec``), though that response
+    was sent."""
+
+    MESSAGE = "ASGI callable returned without completing handshake."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
+def _quiet_rejected_handshakes() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _RejectedHandshakes) for f in logger.filters):
+        logger.addFilter(_RejectedHandshakes())
 
 
 def _free_port(host: str) -> int:
@@ -119,6 +138,7 @@ class ApiServer:
             timeout_graceful_shutdown=2,
             backlog=1024,
         )
+        _quiet_rejected_handshakes()
         self._server = _Uvicorn(uconfig)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
