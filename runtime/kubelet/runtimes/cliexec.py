@@ -38,7 +38,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.kubelet.cri import STDERR, STDOUT, ExecOptions, RuntimeError_
+from runtime.kubelet.cri import (
+    STDERR,
+    STDOUT,
+    ContainerState,
+    ContainerStatus,
+    ExecOptions,
+    InvalidConfig,
+    RuntimeError_,
+)
 
 READ_SIZE = 32 * 1024
 OUTPUT_GRACE = 0.5  # seconds without output after the CLI exited: the output has ended
@@ -229,6 +237,24 @@ class CliExecSession:
         if self._master is not None:
             os.close(self._master)
             self._master = None
+
+
+async def open_cli_exec(
+    cli: Sequence[str],
+    status: Callable[[str], Awaitable[ContainerStatus]],
+    container_id: str,
+    command: Sequence[str],
+    options: ExecOptions,
+    env: Mapping[str, str],
+) -> CliExecSession:
+    """The podman and docker runtimes' ``exec_session``: refuse an empty command and a
+    container that is not running (``status`` raises NotFound for a missing one), then
+    start ``cli`` (the engine binary and its global flags) with :func:`exec_args`."""
+    if not command:
+        raise InvalidConfig("exec needs a command")
+    if (await status(container_id)).state is not ContainerState.RUNNING:
+        raise RuntimeError_(f"exec: container {container_id[:12]} is not running", retryable=False)
+    return await start_cli_exec([*cli, *exec_args(container_id, command, options)], env, options)
 
 
 async def start_cli_exec(

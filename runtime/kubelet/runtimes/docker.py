@@ -58,7 +58,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
-from runtime.kubelet.runtimes.cliexec import exec_args, start_cli_exec
+from runtime.kubelet.runtimes.cliexec import open_cli_exec
 from runtime.kubelet.runtimes.podman import (
     LABEL_ROLE,
     LABEL_SANDBOX_ID,
@@ -392,15 +392,8 @@ class DockerRuntime:
         self, container_id: str, command: tuple[str, ...], options: ExecOptions
     ) -> ExecSession:
         """``docker exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
-        if not command:
-            raise InvalidConfig("exec needs a command")
-        status = await self.container_status(container_id)  # NotFound when missing
-        if status.state is not ContainerState.RUNNING:
-            raise RuntimeError_(
-                f"exec: container {container_id[:12]} is not running", retryable=False
-            )
-        return await start_cli_exec(
-            [self.binary, *exec_args(container_id, command, options)], self.env, options
+        return await open_cli_exec(
+            [self.binary], self.container_status, container_id, command, options, self.env
         )
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:

@@ -72,7 +72,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
-from runtime.kubelet.runtimes.cliexec import exec_args, start_cli_exec
+from runtime.kubelet.runtimes.cliexec import open_cli_exec
 from runtime.kubelet.runtimes.podman_service import ApiCallFailed, PodmanService, label_filter
 
 # =====================================================================================
@@ -1052,15 +1052,8 @@ class PodmanRuntime:
         self, container_id: str, command: tuple[str, ...], options: ExecOptions
     ) -> ExecSession:
         """``podman exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
-        if not command:
-            raise InvalidConfig("exec needs a command")
-        status = await self.container_status(container_id)  # NotFound when missing
-        if status.state is not ContainerState.RUNNING:
-            raise RuntimeError_(
-                f"exec: container {container_id[:12]} is not running", retryable=False
-            )
-        return await start_cli_exec(
-            [*self._global, *exec_args(container_id, command, options)], self.env, options
+        return await open_cli_exec(
+            self._global, self.container_status, container_id, command, options, self.env
         )
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
