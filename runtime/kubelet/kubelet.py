@@ -33,7 +33,7 @@ import structlog
 from kubeclient.events import EventRecorder
 from kubeclient.informer import Informer, key_of
 from kubeclient.rest import Client, KubeError
-from runtime.kubelet import cri
+from runtime.kubelet import cri, eviction
 from runtime.kubelet.cri import ContainerRuntime, RegistryAuth
 from runtime.kubelet.env import CachedSource, container_env
 from runtime.kubelet.podsync import PodSyncer, SyncOptions
@@ -94,6 +94,9 @@ class KubeletOptions:
     # is None (an explicit SyncOptions carries its own).
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    # How often pods' emptyDir usage is checked against their sizeLimit (Kubernetes'
+    # eviction monitoring period).
+    eviction_interval: float = 10.0
 
 
 class _PodEvents:
@@ -511,6 +514,25 @@ class Kubelet:
                 }
                 self.recorder.event(pod, ev.type, ev.reason, ev.message, ev.field_path)
 
+    async def _eviction_loop(self) -> None:
+        """Evict pods whose emptyDir volumes use more than their sizeLimit
+        (:mod:`runtime.kubelet.eviction`)."""
+        while True:
+            await asyncio.sleep(self.options.eviction_interval)
+            for uid, pod in list(self._by_uid.items()):
+                meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+                if meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+                    continue
+                if not eviction.size_limits(pod):
+                    continue
+                failure = await asyncio.to_thread(
+                    eviction.check_pod, pod, self.volumes.empty_dir_path
+                )
+                if failure is not None and self.syncer.evict(uid, failure):
+                    log.info("kubelet.evicted", pod=meta.get("name"), message=failure.message)
+                    self.recorder.event(pod, "Warning", failure.reason, failure.message)
+                    self._wake_uid(uid)
+
     def _on_engine_change(self, uids: set[str]) -> None:
         """The relist saw these pods' containers change (exit, start, vanish): sync now."""
         for uid in uids:
@@ -541,6 +563,7 @@ class Kubelet:
             asyncio.create_task(self.events.run()),
             asyncio.create_task(self.pods.run()),
             asyncio.create_task(self._probe_events_loop()),
+            asyncio.create_task(self._eviction_loop()),
         ]
         try:
             await self.pods.synced.wait()

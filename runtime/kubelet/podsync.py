@@ -42,7 +42,14 @@ from runtime.kubelet.cri import (
 from runtime.kubelet.env import expand
 from runtime.kubelet.pleg import Relister
 from runtime.kubelet.resolvconf import ClusterDnsSettings, PodDns, pod_dns
-from runtime.kubelet.status import ContainerView, PodView, Waiting, pod_status
+from runtime.kubelet.status import (
+    DEADLINE_EXCEEDED,
+    ContainerView,
+    KubeletFailure,
+    PodView,
+    Waiting,
+    pod_status,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -303,6 +310,16 @@ class PodSyncer:
         self.relister = relister or Relister(runtime, {cri.LABEL_NODE: options.node_name})
         # pod uid -> when (relister clock) we last changed that pod in the engine
         self._changed_at: dict[str, float] = {}
+        # pod uid -> the eviction decided for it (until the pod is removed)
+        self._evictions: dict[str, KubeletFailure] = {}
+
+    def evict(self, uid: str, failure: KubeletFailure) -> bool:
+        """Mark the pod for eviction: its next sync kills it and reports ``failure``
+        (phase Failed). False when it was already marked."""
+        if uid in self._evictions:
+            return False
+        self._evictions[uid] = failure
+        return True
 
     # --- runtime state ---------------------------------------------------------------
     async def state(self, uid: str) -> _PodState:
@@ -335,20 +352,19 @@ class PodSyncer:
         state = await self.state(uid)
         deadline = spec.get("activeDeadlineSeconds")
         start_time = status.get("startTime")
-        deadline_exceeded = False
-        if deadline is not None and start_time:
+        failure = self._evictions.get(uid)
+        # An eviction kills at once (Kubernetes' hard eviction); a deadline gracefully.
+        grace = 0.0
+        if failure is None and deadline is not None and start_time:
             started = _parse_time(start_time)
             if started is not None and now - started >= int(deadline):
-                deadline_exceeded = True
-        if deadline_exceeded:
-            await self.kill(
-                pod,
-                grace=float(spec.get("terminationGracePeriodSeconds", 30)),
-                reason="DeadlineExceeded",
-            )
+                failure = DEADLINE_EXCEEDED
+                grace = float(spec.get("terminationGracePeriodSeconds", 30))
+        if failure is not None:
+            await self.kill(pod, grace=grace, reason=failure.reason)
             state = await self.state(uid)
             view = self._view(pod, state, state.sandbox(), initialized=False)
-            view.deadline_exceeded = True
+            view.failure = failure
             return SyncResult(status=pod_status(view, now=now))
         sandbox = state.sandbox()
         requeue: list[float] = [self.options.resync * random.uniform(0.9, 1.1)]
@@ -770,6 +786,7 @@ class PodSyncer:
         await self.volumes.teardown(uid)
         self.probes.remove_pod(uid)
         self._changed_at.pop(uid, None)
+        self._evictions.pop(uid, None)
         prefix = f"{uid}/"
         self.restart_backoff.forget_prefix(prefix)
         self.image_backoff.forget_prefix(prefix)

@@ -47,6 +47,22 @@ class ContainerView:
     sidecar: bool = False  # an init container with restartPolicy Always
 
 
+@dataclass(frozen=True)
+class KubeletFailure:
+    """Why the kubelet ended a pod itself (phase Failed): ``reason`` and ``message`` go to
+    the pod's status; ``disruption`` adds the ``DisruptionTarget`` condition (reason
+    ``TerminationByKubelet``), as Kubernetes' kubelet does for evictions."""
+
+    reason: str
+    message: str
+    disruption: bool = False
+
+
+DEADLINE_EXCEEDED = KubeletFailure(
+    "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+)
+
+
 @dataclass
 class PodView:
     pod: Mapping[str, Any]
@@ -57,7 +73,7 @@ class PodView:
     regular: list[ContainerView] = field(default_factory=list)
     initialized: bool = False
     init_failed: bool = False
-    deadline_exceeded: bool = False
+    failure: KubeletFailure | None = None  # the kubelet ended the pod (deadline, eviction)
     terminating: bool = False
 
 
@@ -137,7 +153,7 @@ def phase(view: PodView) -> str:
     """The pod phase by kubelet's rules (getPhase)."""
     spec = view.pod.get("spec") or {}
     policy = spec.get("restartPolicy", "Always")
-    if view.deadline_exceeded or view.init_failed:
+    if view.failure is not None or view.init_failed:
         return "Failed"
     if not view.initialized:
         return "Pending"
@@ -226,6 +242,11 @@ def pod_status(view: PodView, *, now: float) -> dict[str, Any]:
     ]
     if "PodScheduled" in old_conditions:
         conditions.append(dict(old_conditions["PodScheduled"]))
+    if view.failure is not None and view.failure.disruption:
+        disruption = _condition("DisruptionTarget", True, old_conditions, stamp)
+        disruption["reason"] = "TerminationByKubelet"
+        disruption["message"] = view.failure.message
+        conditions.append(disruption)
     for kind, cond in old_conditions.items():  # readiness gates and others' conditions
         if kind not in {c["type"] for c in conditions}:
             conditions.append(dict(cond))
@@ -242,9 +263,9 @@ def pod_status(view: PodView, *, now: float) -> dict[str, Any]:
         status["podIPs"] = [{"ip": view.pod_ip}]
     if init:
         status["initContainerStatuses"] = init
-    if view.deadline_exceeded:
-        status["reason"] = "DeadlineExceeded"
-        status["message"] = "Pod was active on the node longer than the specified deadline"
+    if view.failure is not None:
+        status["reason"] = view.failure.reason
+        status["message"] = view.failure.message
     for key in ("qosClass", "nominatedNodeName"):
         if key in old_status:
             status[key] = old_status[key]

@@ -495,6 +495,11 @@ class VolumeManager:
             await asyncio.to_thread(self._remove_pod, pod_uid)
         self._pods.pop(pod_uid, None)
 
+    def empty_dir_path(self, pod_uid: str, volume: str) -> Path | None:
+        """Where the pod's emptyDir ``volume`` lives on the host (a memory-backed one's
+        tmpfs directory), or None when it is not set up."""
+        return self._host_path(pod_uid, {"name": volume}, "emptyDir")
+
     def pod_dirs(self) -> list[str]:
         """UIDs of the pods with directories on disk, under the pods directory or the
         memory root (for orphan cleanup: :meth:`teardown` those no longer bound here)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,15 @@ def run_kubelet(
     tmp: Path,
     body: Callable[[Client, Kubelet, FakeRuntime], Awaitable[None]],
     runtime: FakeRuntime | None = None,
+    **options: Any,
 ) -> None:
+    """Run a kubelet of the fake runtime against ``cluster`` for ``body``; ``options``
+    override fields of the tests' :class:`KubeletOptions`."""
+
     async def go() -> None:
         rt = runtime or FakeRuntime(FakeOptions())
         async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
-            kubelet = Kubelet(client, rt, _options(tmp, cluster))
+            kubelet = Kubelet(client, rt, replace(_options(tmp, cluster), **options))
             task = asyncio.create_task(kubelet.run())
             try:
                 await asyncio.wait_for(kubelet.ready.wait(), 20)
