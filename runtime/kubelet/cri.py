@@ -153,6 +153,9 @@ class ContainerConfig:
     resources: Resources = field(default_factory=Resources)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     stdin: bool = False
+    # The container's stdin closes when the first attached client detaches (docker;
+    # podman closes it after every attach that ends its input).
+    stdin_once: bool = False
     tty: bool = False
     log_path: str = ""  # where the runtime should keep the container's log, if it can
 
@@ -340,6 +343,13 @@ class ContainerRuntime(Protocol):
         """Start an interactive command in a running container (``kubectl exec``);
         raises NotFound when the container does not exist, InvalidConfig without a
         command."""
+        ...
+
+    async def attach_session(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """Attach to the running container's own stdio (``kubectl attach``, ``kubectl run
+        -i``): its output from now on, and its stdin when ``options.stdin`` (the container
+        must have been created with ``stdin: true``). Ending the session detaches; the
+        container keeps running. Same errors as :meth:`exec_session`."""
         ...
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:

@@ -602,6 +602,7 @@ class PodSyncer:
             resources=_resources(container),
             security=_security(pod, container),
             stdin=bool(container.get("stdin")),
+            stdin_once=bool(container.get("stdinOnce")),
             tty=bool(container.get("tty")),
         )
         try:

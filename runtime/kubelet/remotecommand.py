@@ -68,6 +68,7 @@ class ExecRequest:
     stdout: bool
     stderr: bool
     tty: bool
+    attach: bool = False  # attach to the container's own process (no command)
 
 
 def _flag(name: str, values: Sequence[str]) -> bool:
@@ -79,15 +80,15 @@ def _flag(name: str, values: Sequence[str]) -> bool:
     raise ExecRequestError(f"invalid value {value!r} for {name}: use 1, 0, true or false")
 
 
-def parse_exec_request(query: Iterable[tuple[str, str]]) -> ExecRequest:
-    """The request from the query string's (name, value) pairs (``command`` repeated).
-    With a tty stderr is dropped (a terminal merges it into stdout), as the kubelet
-    does."""
+def parse_exec_request(query: Iterable[tuple[str, str]], *, attach: bool = False) -> ExecRequest:
+    """The request from the query string's (name, value) pairs (``command`` repeated;
+    none for ``attach``). With a tty stderr is dropped (a terminal merges it into
+    stdout), as the kubelet does."""
     params: dict[str, list[str]] = {}
     for key, value in query:
         params.setdefault(key, []).append(value)
-    command = tuple(params.get("command", ()))
-    if not command:
+    command = () if attach else tuple(params.get("command", ()))
+    if not command and not attach:
         raise ExecRequestError("you must specify at least one command for the container")
     stdin, stdout, stderr, tty = (
         _flag(name, params.get(name, ())) for name in ("stdin", "stdout", "stderr", "tty")
@@ -96,7 +97,7 @@ def parse_exec_request(query: Iterable[tuple[str, str]]) -> ExecRequest:
         stderr = False
     if not (stdin or stdout or stderr):
         raise ExecRequestError("you must specify at least 1 of stdin, stdout, stderr")
-    return ExecRequest(command, stdin, stdout, stderr, tty)
+    return ExecRequest(command, stdin, stdout, stderr, tty, attach)
 
 
 def offered_protocols(header: str) -> list[str]:
@@ -264,7 +265,9 @@ async def serve(
         code = await session.wait()
         if not client_gone:
             command = request.command
-            status = success_status() if code == 0 else exit_code_status(command, code)
+            # An attach ends when the container's streams do: success, whatever its exit.
+            ok = code == 0 or request.attach
+            status = success_status() if ok else exit_code_status(command, code)
             payload = status_payload(protocol, status)
             if payload is not None:
                 await ws.send_bytes(frame(ERROR, payload))

@@ -136,9 +136,18 @@ class KubeletServer:
         channel protocol (:mod:`runtime.kubelet.remotecommand`). Errors before the
         upgrade are plain HTTP: 400 bad request or container not running, 404 pod or
         container not here, 403 no supported subprotocol offered."""
+        return await self._stream(request, attach=False)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        """``kubectl attach`` (and ``kubectl run -i``): the container's own stdio over
+        the same protocol and with the same errors as :meth:`exec`."""
+        return await self._stream(request, attach=True)
+
+    async def _stream(self, request: web.Request, *, attach: bool) -> web.StreamResponse:
         self._check(request)
+        verb = "attach" if attach else "exec"
         try:
-            wanted = remotecommand.parse_exec_request(request.query.items())
+            wanted = remotecommand.parse_exec_request(request.query.items(), attach=attach)
         except remotecommand.ExecRequestError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         name, container, instances = await self._instances(request)
@@ -157,7 +166,7 @@ class KubeletServer:
         )
         if not ws.can_prepare(request).ok:
             raise web.HTTPBadRequest(
-                text="exec needs a WebSocket upgrade (subprotocols "
+                text=f"{verb} needs a WebSocket upgrade (subprotocols "
                 f"{', '.join(remotecommand.PROTOCOLS)}); SPDY is not supported"
             )
         if protocol is None:
@@ -169,7 +178,10 @@ class KubeletServer:
         await remotecommand.send_opening(ws, wanted)
         options = ExecOptions(stdin=wanted.stdin, tty=wanted.tty)
         try:
-            session = await self.runtime.exec_session(target.id, wanted.command, options)
+            if attach:
+                session = await self.runtime.attach_session(target.id, options)
+            else:
+                session = await self.runtime.exec_session(target.id, wanted.command, options)
         except cri.RuntimeError_ as exc:
             await remotecommand.send_failure(ws, protocol, str(exc))
             return ws
@@ -252,6 +264,8 @@ class KubeletServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
         app.router.add_post("/exec/{namespace}/{pod}/{container}", self.exec)  # SPDY: 400
+        app.router.add_get("/attach/{namespace}/{pod}/{container}", self.attach)
+        app.router.add_post("/attach/{namespace}/{pod}/{container}", self.attach)
         app.router.add_get("/stats/summary", self.summary)
         app.router.add_get("/healthz", _ok)
         self._runner = web.AppRunner(app, access_log=None)

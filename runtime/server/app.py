@@ -824,7 +824,8 @@ class ApiApp:
             info, namespace, name, sub = self._split(*located)
             if sub not in streaming.STREAM_SUBRESOURCES:
                 raise errors.bad_request(
-                    "only pods/exec is served over WebSocket by the built-in cluster"
+                    "only pods/exec and pods/attach are served over WebSocket by the built-in "
+                    "cluster"
                 )
             target = self._exec_target(req, info, namespace, name, sub)
             key = (namespace, name, sub, req.raw_query)
@@ -855,15 +856,10 @@ class ApiApp:
     def _exec_target(
         self, req: Request, info: ResourceInfo, namespace: str, name: str, sub: str
     ) -> streaming.ExecTarget:
-        """Validate a pods/exec (or attach) request; attach is refused once valid."""
+        """Validate a pods/exec (or attach) request."""
         query = streaming.parse_stream_query(req.raw_query)
         pod = self.api.get(info, namespace, name).obj()
-        target = streaming.exec_target(pod, namespace, name, sub, query)
-        if sub != "exec":
-            raise errors.bad_request(
-                f"pods/{sub} is not supported by the built-in cluster; use pods/exec"
-            )
-        return target
+        return streaming.exec_target(pod, namespace, name, sub, query)
 
     def _stream_refusal(
         self, req: Request, info: ResourceInfo, namespace: str, name: str, sub: str

@@ -23,16 +23,13 @@ _SUBRESOURCE_VERBS = {
     "scale": ["get", "patch", "update"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "attach": ["create", "get"],
     "binding": ["create"],
     "eviction": ["create"],
     "finalize": ["update"],
     "approval": ["get", "patch", "update"],
     "ephemeralcontainers": ["get", "patch", "update"],
 }
-
-# Subresources routed (to refuse them with a reason) but not served, so not listed.
-_UNLISTED = frozenset({"attach"})
-
 
 def _hash(info: ResourceInfo) -> str:
     raw = f"{info.group}/{info.effective_storage_version}/{info.kind}".encode()
@@ -54,7 +51,7 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
     if "get" in info.verbs:
         main["storageVersionHash"] = _hash(info)
     out = [main]
-    for sub in sorted(info.subresources - _UNLISTED):
+    for sub in sorted(info.subresources):
         entry: dict[str, Any] = {
             "name": f"{info.plural}/{sub}",
             "singularName": "",
@@ -72,6 +69,8 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
             entry["kind"] = "Pod"
         elif sub == "exec":
             entry["kind"] = "PodExecOptions"
+        elif sub == "attach":
+            entry["kind"] = "PodAttachOptions"
         out.append(entry)
     return out
 

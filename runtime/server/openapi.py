@@ -544,6 +544,7 @@ _PATCH_TYPES = [
 ]
 
 _EXEC_PARAMS = ("command", "container", "stderr", "stdin", "stdout", "tty")
+_ATTACH_PARAMS = ("container", "stderr", "stdin", "stdout", "tty")
 
 _STRING = "<string>"  # a response body that is a plain string (pods/log)
 
@@ -892,21 +893,22 @@ class _Paths:
                     produces=produces,
                 )
             ]
-        if sub == "exec":
+        if sub in ("exec", "attach"):
             # kube-apiserver's "connect" operations: a WebSocket upgrade (GET; POST is
             # the SPDY upgrade kubectl falls back to, refused here with a reason).
             gv = _camel_group(info.group) + info.version[:1].upper() + info.version[1:]
             rest = oid[len(gv) :]
-            options = {"group": info.group, "kind": f"{kind}ExecOptions", "version": "v1"}
+            what = sub.title()
+            options = {"group": info.group, "kind": f"{kind}{what}Options", "version": "v1"}
             return [
                 _Op(
                     method,
                     "connect",
                     f"connect{gv}{method.title()}{rest}",
-                    f"connect {method.upper()} requests to exec of {kind}",
+                    f"connect {method.upper()} requests to {sub} of {kind}",
                     dict(options),
                     tag,
-                    params=_EXEC_PARAMS,
+                    params=_EXEC_PARAMS if sub == "exec" else _ATTACH_PARAMS,
                     responses={"200": _STRING, "401": None},
                     consumes=["*/*"],
                     produces=["*/*"],

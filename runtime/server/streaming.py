@@ -21,8 +21,8 @@ attempt that got past validation (the kubelet refused or was unreachable) is rem
 for a few seconds (:class:`RecentFailures`) and answered to the SPDY attempt with the same
 query on the same pod that follows it, which kubectl then prints.
 
-``pods/attach`` is validated like ``exec`` and then refused (400): attaching to a running
-container's main process is not built.
+``pods/attach`` is validated like ``exec`` (without a command) and relayed to the
+kubelet's ``/attach`` the same way.
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ class ExecTarget:
     container: str
     node_name: str
     query: StreamQuery
+    sub: str = "exec"  # or "attach"
 
     def kubelet_path(self) -> str:
-        """The kubelet's ``/exec`` path with its query (flags as ``1``/``0``)."""
+        """The kubelet's ``/exec`` (or ``/attach``) path with its query (flags as
+        ``1``/``0``)."""
         q = self.query
         params: list[tuple[str, str]] = [("command", c) for c in q.command]
         for flag, value in (
@@ -106,7 +108,7 @@ class ExecTarget:
             params.append((flag, "1" if value else "0"))
         parts = (self.namespace, self.pod, self.container)
         path = "/".join(urllib.parse.quote(p, safe="") for p in parts)
-        return f"/exec/{path}?{urllib.parse.urlencode(params)}"
+        return f"/{self.sub}/{path}?{urllib.parse.urlencode(params)}"
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def exec_target(
         raise errors.bad_request("you must specify at least one command for the container")
     if not (query.stdin or query.stdout or query.stderr):
         raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
-    return ExecTarget(namespace, name, container, node_name, query)
+    return ExecTarget(namespace, name, container, node_name, query, sub)
 
 
 #: (namespace, pod, subresource, raw query): kubectl's SPDY retry repeats the query.

@@ -1,10 +1,12 @@
-"""``kubectl exec`` and the official Python client's exec stream against the built-in
-cluster on podman AND on docker: kubectl 1.35 speaks the WebSocket remote-command
-protocol (``v5.channel.k8s.io``) to the API server, which proxies it to the pod's
-kubelet, which runs the command through the engine. Output arrives on stdout and stderr
-apart, the command's exit code becomes kubectl's, stdin is piped (and its end ends
-``cat``), a terminal gets the size the client sets, and mistakes (an unknown container,
-a pod that is not there) are refused with kube-apiserver's messages."""
+"""``kubectl exec``, ``kubectl attach``, ``kubectl run -i`` and the official Python
+client's exec stream against the built-in cluster on podman AND on docker: kubectl 1.35
+speaks the WebSocket remote-command protocol (``v5.channel.k8s.io``) to the API server,
+which proxies it to the pod's kubelet, which runs the command (or attaches) through the
+engine. Output arrives on stdout and stderr apart, the command's exit code becomes
+kubectl's, stdin is piped (and its end ends ``cat``, also the container's own stdin of a
+``kubectl run -i`` pod), a terminal gets the size the client sets, an attach streams the
+container's output, and mistakes (an unknown container, a pod that is not there) are
+refused with kube-apiserver's messages."""
 
 from __future__ import annotations
 
@@ -147,3 +149,68 @@ def test_the_python_client_streams_exec_output_and_a_terminal_gets_its_size(
         assert "45 123" in output, output
     finally:
         ws.close()
+
+
+def test_kubectl_run_attaches_stdin_and_output_then_removes_the_pod(
+    cluster: ClusterProcess,
+) -> None:
+    out = kubectl(
+        cluster,
+        "run",
+        "talk",
+        "-i",
+        "--rm",
+        "--restart=Never",
+        f"--image={BUSYBOX}",
+        "--image-pull-policy=Never",
+        "--",
+        "sh",
+        "-c",
+        "read line; echo got $line",
+        stdin="hello\n",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "got hello" in out.stdout, (out.stdout, out.stderr)
+    deadline = time.monotonic() + 60
+    while kubectl(cluster, "get", "pod", "talk").returncode == 0:
+        assert time.monotonic() < deadline, "kubectl run --rm left the pod"
+        time.sleep(0.5)
+
+
+def test_the_end_of_kubectl_runs_input_ends_the_containers_stdin(
+    cluster: ClusterProcess,
+) -> None:
+    # kubectl run -i makes the container stdinOnce: the end of the attached input is the
+    # end of the container's stdin, so cat exits.
+    out = kubectl(
+        cluster,
+        "run",
+        "cat",
+        "-i",
+        "--restart=Never",
+        f"--image={BUSYBOX}",
+        "--image-pull-policy=Never",
+        "--",
+        "cat",
+        stdin="a\nb\n",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "a\nb", (out.stdout, out.stderr)
+
+
+def test_kubectl_attach_streams_the_output_of_a_running_container(
+    cluster: ClusterProcess,
+) -> None:
+    pod = sleeper()
+    pod["metadata"] = {"name": "ticker", "labels": {"app": "ticker"}}
+    pod["spec"]["restartPolicy"] = "Never"
+    pod["spec"]["containers"][0]["command"] = ["sh", "-c", "sleep 5; echo one; echo two"]
+
+    async def body(c: Client) -> None:
+        await c.create("v1", "pods", pod, namespace=NS)
+        await until("the ticker to run", lambda: ready_pods(c, NS, "app=ticker"))
+
+    run(cluster, body)
+    out = kubectl(cluster, "attach", "ticker")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "one\ntwo", (out.stdout, out.stderr)

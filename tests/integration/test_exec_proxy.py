@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ class FakeKubelet:
             self._loop = loop
             app = web.Application()
             app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+            app.router.add_get("/attach/{namespace}/{pod}/{container}", self._exec)
             runner = web.AppRunner(app)
             loop.run_until_complete(runner.setup())
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -115,7 +117,7 @@ class FakeKubelet:
         container = request.match_info["container"]
         if container == "stopped":
             return web.Response(status=400, text=f"container {container} is not running")
-        command = request.query.getall("command", [])
+        command = request.query.getall("command", []) or ["attached"]
         ws = web.WebSocketResponse(protocols=PROTOCOLS)
         await ws.prepare(request)
         seen.protocol = ws.ws_protocol or ""
@@ -203,9 +205,10 @@ def kubelet(cluster: ClusterProcess) -> Iterator[FakeKubelet]:
         fake.stop()
 
 
-def _url(cluster: ClusterProcess, pod: str, *pairs: tuple[str, str]) -> str:
+def _url(cluster: ClusterProcess, pod: str, *pairs: tuple[str, str], sub: str = "exec") -> str:
     query = "&".join(f"{k}={v}" for k, v in pairs)
-    return f"{cluster.url}{EXEC.format(pod)}?{query}"
+    path = EXEC.format(pod).removesuffix("/exec") + f"/{sub}"
+    return f"{cluster.url}{path}?{query}"
 
 
 def _headers(cluster: ClusterProcess) -> dict[str, str]:
@@ -250,19 +253,27 @@ def _go(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+@contextlib.asynccontextmanager
+async def _connect(
+    cluster: ClusterProcess, url: str, protocols: tuple[str, ...]
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A WebSocket through the API server, offering ``protocols``."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            url, protocols=protocols, headers=_headers(cluster), ssl=cluster.ssl_context()
+        ) as ws,
+    ):
+        yield ws
+
+
 def test_exec_relays_both_ways_with_the_subprotocol_the_kubelet_chose(
     cluster: ClusterProcess, kubelet: FakeKubelet
 ) -> None:
     async def body() -> None:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                _url(cluster, "web", *CAT),
-                protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"),
-                headers=_headers(cluster),
-                ssl=cluster.ssl_context(),
-            ) as ws,
-        ):
+        async with _connect(
+            cluster, _url(cluster, "web", *CAT), ("v5.channel.k8s.io", "v4.channel.k8s.io")
+        ) as ws:
             assert ws.protocol == "v5.channel.k8s.io"
             assert await ws.receive_bytes(timeout=5) == b"\x01ran: cat\n"
             await ws.send_bytes(b"\x00hello")
@@ -292,15 +303,7 @@ def test_a_repeated_command_parameter_reaches_the_kubelet_in_order_and_v4_is_hon
 ) -> None:
     async def body() -> bytes:
         pairs = (("command", "sh"), ("command", "-c"), ("command", "echo%20a"), ("stdout", "1"))
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                _url(cluster, "chosen", *pairs),
-                protocols=("v4.channel.k8s.io",),
-                headers=_headers(cluster),
-                ssl=cluster.ssl_context(),
-            ) as ws,
-        ):
+        async with _connect(cluster, _url(cluster, "chosen", *pairs), ("v4.channel.k8s.io",)) as ws:
             assert ws.protocol == "v4.channel.k8s.io"
             return await ws.receive_bytes(timeout=5)
 
@@ -366,14 +369,27 @@ def test_an_unreachable_kubelet_is_service_unavailable(
     assert body["message"].startswith(f"cannot reach the kubelet of node '{GONE_NODE}'")
 
 
-def test_websocket_is_only_served_on_pods_exec(
+def test_websocket_is_only_served_on_pods_exec_and_attach(
     cluster: ClusterProcess, kubelet: FakeKubelet
 ) -> None:
     status, body = _go(_handshake(cluster, f"{cluster.url}/api/v1/namespaces/default/pods?watch=1"))
-    assert status == 400 and "only pods/exec is served over WebSocket" in body["message"]
-    attach = f"{cluster.url}/api/v1/namespaces/default/pods/web/attach?stdout=1"
-    status, body = _go(_handshake(cluster, attach))
-    assert status == 400 and body["message"].startswith("pods/attach is not supported")
+    assert status == 400
+    assert "only pods/exec and pods/attach are served over WebSocket" in body["message"]
+
+
+def test_pods_attach_is_relayed_to_the_kubelets_attach_without_a_command(
+    cluster: ClusterProcess, kubelet: FakeKubelet
+) -> None:
+    async def body() -> None:
+        async with _connect(
+            cluster, _url(cluster, "web", ("stdout", "1"), sub="attach"), ("v5.channel.k8s.io",)
+        ) as ws:
+            assert await ws.receive_bytes(timeout=5) == b"\x01ran: attached\n"
+
+    _go(body())
+    seen = kubelet.seen[-1]
+    assert seen.path == "/attach/default/web/app"
+    assert ("command", "") not in seen.query and all(k != "command" for k, _ in seen.query)
 
 
 def test_spdy_is_refused_with_a_reason_after_the_requests_own_validation(
@@ -399,15 +415,11 @@ def test_the_spdy_retry_after_a_failed_websocket_attempt_gets_that_attempts_erro
 
 def test_a_client_close_reaches_the_kubelet(cluster: ClusterProcess, kubelet: FakeKubelet) -> None:
     async def body() -> None:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                _url(cluster, "web", ("command", "sleep"), ("stdout", "1")),
-                protocols=("v5.channel.k8s.io",),
-                headers=_headers(cluster),
-                ssl=cluster.ssl_context(),
-            ) as ws,
-        ):
+        async with _connect(
+            cluster,
+            _url(cluster, "web", ("command", "sleep"), ("stdout", "1")),
+            ("v5.channel.k8s.io",),
+        ) as ws:
             assert await ws.receive_bytes(timeout=5) == b"\x01ran: sleep\n"
             seen = kubelet.seen[-1]
             await ws.close(code=4002)
@@ -424,15 +436,11 @@ def test_a_kubelet_close_reaches_the_client_with_its_code(
     cluster: ClusterProcess, kubelet: FakeKubelet
 ) -> None:
     async def body() -> None:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                _url(cluster, "web", ("command", "close4001"), ("stdout", "1")),
-                protocols=("v5.channel.k8s.io",),
-                headers=_headers(cluster),
-                ssl=cluster.ssl_context(),
-            ) as ws,
-        ):
+        async with _connect(
+            cluster,
+            _url(cluster, "web", ("command", "close4001"), ("stdout", "1")),
+            ("v5.channel.k8s.io",),
+        ) as ws:
             assert await ws.receive_bytes(timeout=5) == b"\x01ran: close4001\n"
             closing = await ws.receive(timeout=5)
             assert closing.type == aiohttp.WSMsgType.CLOSE

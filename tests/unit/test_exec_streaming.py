@@ -139,15 +139,16 @@ def test_kubelet_refusals_map_to_the_clients_or_the_clusters_fault() -> None:
     assert (empty.code, empty.message) == (500, "the kubelet of node 'n' answered 502")
 
 
-def test_discovery_lists_pods_exec_but_not_the_refused_attach() -> None:
+def test_discovery_lists_pods_exec_and_attach() -> None:
     doc = orjson.loads(Discovery(Registry(), "127.0.0.1:6443").document("/api/v1") or b"{}")
     by_name = {r["name"]: r for r in doc["resources"]}
     assert by_name["pods/exec"]["verbs"] == ["create", "get"]
     assert by_name["pods/exec"]["kind"] == "PodExecOptions"
-    assert "pods/attach" not in by_name
+    assert by_name["pods/attach"]["verbs"] == ["create", "get"]
+    assert by_name["pods/attach"]["kind"] == "PodAttachOptions"
 
 
-def test_openapi_has_the_connect_operations_of_pods_exec() -> None:
+def test_openapi_has_the_connect_operations_of_pods_exec_and_attach() -> None:
     paths = orjson.loads(OpenAPI(Registry()).v2_json())["paths"]
     route = paths["/api/v1/namespaces/{namespace}/pods/{name}/exec"]
     assert route["get"]["operationId"] == "connectCoreV1GetNamespacedPodExec"
@@ -156,4 +157,12 @@ def test_openapi_has_the_connect_operations_of_pods_exec() -> None:
     assert route["get"]["x-kubernetes-group-version-kind"]["kind"] == "PodExecOptions"
     names = [p["name"] for p in route["get"]["parameters"]]
     assert names == ["command", "container", "stderr", "stdin", "stdout", "tty"]
-    assert "/api/v1/namespaces/{namespace}/pods/{name}/attach" not in paths
+    attach = paths["/api/v1/namespaces/{namespace}/pods/{name}/attach"]
+    assert attach["get"]["operationId"] == "connectCoreV1GetNamespacedPodAttach"
+    assert [p["name"] for p in attach["get"]["parameters"]] == [
+        "container",
+        "stderr",
+        "stdin",
+        "stdout",
+        "tty",
+    ]

@@ -239,6 +239,32 @@ class CliExecSession:
             self._master = None
 
 
+def attach_args(container_id: str, options: ExecOptions) -> list[str]:
+    """The engine CLI arguments for attaching to a container (both podman and docker):
+    signals are not proxied (the session's end must only detach), stdin only when asked.
+    A terminal needs no flag: the CLI follows the container's own ``tty``."""
+    flags = ["--sig-proxy=false"] + ([] if options.stdin else ["--no-stdin"])
+    return ["attach", *flags, container_id]
+
+
+async def open_cli_attach(
+    cli: Sequence[str],
+    status: Callable[[str], Awaitable[ContainerStatus]],
+    container_id: str,
+    options: ExecOptions,
+    env: Mapping[str, str],
+) -> CliExecSession:
+    """The podman and docker runtimes' ``attach_session``: refuse a container that is not
+    running, then start ``cli`` with :func:`attach_args`."""
+    await _running(status, container_id)
+    return await start_cli_exec([*cli, *attach_args(container_id, options)], env, options)
+
+
+async def _running(status: Callable[[str], Awaitable[ContainerStatus]], container_id: str) -> None:
+    if (await status(container_id)).state is not ContainerState.RUNNING:
+        raise RuntimeError_(f"container {container_id[:12]} is not running", retryable=False)
+
+
 async def open_cli_exec(
     cli: Sequence[str],
     status: Callable[[str], Awaitable[ContainerStatus]],
@@ -252,8 +278,7 @@ async def open_cli_exec(
     start ``cli`` (the engine binary and its global flags) with :func:`exec_args`."""
     if not command:
         raise InvalidConfig("exec needs a command")
-    if (await status(container_id)).state is not ContainerState.RUNNING:
-        raise RuntimeError_(f"exec: container {container_id[:12]} is not running", retryable=False)
+    await _running(status, container_id)
     return await start_cli_exec([*cli, *exec_args(container_id, command, options)], env, options)
 
 

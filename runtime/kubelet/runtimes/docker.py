@@ -58,7 +58,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
-from runtime.kubelet.runtimes.cliexec import open_cli_exec
+from runtime.kubelet.runtimes.cliexec import open_cli_attach, open_cli_exec
 from runtime.kubelet.runtimes.podman import (
     LABEL_ROLE,
     LABEL_SANDBOX_ID,
@@ -339,6 +339,8 @@ class DockerRuntime:
         args += ["--network", f"container:{sandbox_id}", "--ipc", f"container:{sandbox_id}"]
         args += label_args(container_labels(pod_labels, config, {LABEL_SANDBOX_ID: sandbox_id}))
         args += container_create_args(config, swap_limit=self._swap_limit)
+        if config.stdin and config.stdin_once:
+            args += ["--attach", "stdin"]  # docker sets StdinOnce for an attached stdin
         # config.log_path: docker keeps its own json-file log; `logs` reads it.
         before, after = command_args(config)
         args += [*before, config.image, *after]
@@ -394,6 +396,12 @@ class DockerRuntime:
         """``docker exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
         return await open_cli_exec(
             [self.binary], self.container_status, container_id, command, options, self.env
+        )
+
+    async def attach_session(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """``docker attach`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
+        return await open_cli_attach(
+            [self.binary], self.container_status, container_id, options, self.env
         )
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:

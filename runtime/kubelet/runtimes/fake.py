@@ -340,6 +340,13 @@ class FakeRuntime:
         self.exec_sessions.append(session)
         return session
 
+    async def attach_session(self, container_id: str, options: ExecOptions) -> FakeExecSession:
+        """Like :meth:`exec_session` of the container's own command (an echo of stdin)."""
+        c = self._get(container_id)
+        return await self.exec_session(
+            container_id, tuple(c.config.command) or ("attach",), options
+        )
+
     async def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         c = self._get(container_id)
         lines = list(c.log)

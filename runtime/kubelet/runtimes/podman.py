@@ -72,7 +72,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
-from runtime.kubelet.runtimes.cliexec import open_cli_exec
+from runtime.kubelet.runtimes.cliexec import open_cli_attach, open_cli_exec
 from runtime.kubelet.runtimes.podman_service import ApiCallFailed, PodmanService, label_filter
 
 # =====================================================================================
@@ -1054,6 +1054,12 @@ class PodmanRuntime:
         """``podman exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
         return await open_cli_exec(
             self._global, self.container_status, container_id, command, options, self.env
+        )
+
+    async def attach_session(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """``podman attach`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
+        return await open_cli_attach(
+            self._global, self.container_status, container_id, options, self.env
         )
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
