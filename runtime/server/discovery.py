@@ -31,6 +31,7 @@ _SUBRESOURCE_VERBS = {
     "ephemeralcontainers": ["get", "patch", "update"],
 }
 
+
 def _hash(info: ResourceInfo) -> str:
     raw = f"{info.group}/{info.effective_storage_version}/{info.kind}".encode()
     return base64.b64encode(hashlib.sha256(raw).digest()[:8]).decode()
