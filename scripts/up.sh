@@ -3,7 +3,8 @@
 # local busybox image included), then runs `gitops up`: the built-in cluster (API
 # server, store, scheduler, controllers, one podman node) and the sync service on the
 # bundled examples/repo, with its state in .state/. Stop it with Ctrl-C.
-# Extra arguments go to `gitops up` (e.g. --repo PATH --path DIR).
+# Extra arguments go to `gitops up` (e.g. --repo PATH --path DIR); STATE_DIR, PORT and
+# INGRESS_PORT (default 8081) choose where the state lives and the ports.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -14,4 +15,11 @@ ensure_podman
 ensure_busybox_images
 STATE_DIR="${STATE_DIR:-$ROOT/.state}"
 PORT="${PORT:-6443}"
-exec "$VENV/bin/gitops" up --state-dir "$STATE_DIR" --port "$PORT" "$@"
+# The ingress on the host (the guestbook example's Ingress answers there); INGRESS_PORT=
+# (empty) runs without one.
+INGRESS_PORT="${INGRESS_PORT-8081}"
+extra=()
+if [ -n "$INGRESS_PORT" ]; then
+    extra+=(--ingress-port "$INGRESS_PORT")
+fi
+exec "$VENV/bin/gitops" up --state-dir "$STATE_DIR" --port "$PORT" "${extra[@]}" "$@"
