@@ -178,10 +178,14 @@ async def prepare(client: Client, ports: int) -> dict[str, str]:
 
 
 def loads(
-    engine: str, addresses: dict[str, str], ingress_port: int, round_: int, args: argparse.Namespace
+    inside: tuple[str, ...],
+    addresses: dict[str, str],
+    ingress_port: int,
+    round_: int,
+    args: argparse.Namespace,
 ) -> dict[str, Load]:
-    """The round's run per path, each to ports of its own (index: round * paths + path)."""
-    inside = ("nsenter", "-t", str(container_pid(engine, "loadgen")), "-n")
+    """The round's run per path, each to ports of its own (index: round * paths + path);
+    ``inside`` is the command prefix that runs ``wrk`` in the client pod."""
     pod, cluster_ip = addresses["pod_ip"], addresses["cluster_ip"]
     first = round_ * len(PATHS)
     common: dict[str, Any] = {"seconds": args.seconds, "connections": args.connections}
@@ -232,8 +236,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         addresses = asyncio.run(setup())
         # Round 0 warms up (first connections, caches) and is not counted.
         rounds: list[dict[str, dict[str, float]]] = []
+        inside = ("nsenter", "-t", str(container_pid(args.runtime, "loadgen")), "-n")
         for i in range(args.rounds + 1):
-            plan = loads(args.runtime, addresses, ingress_port, i, args)
+            plan = loads(inside, addresses, ingress_port, i, args)
             rounds.append({})
             for path in PATHS:
                 waited = wait_for_conntrack_room()

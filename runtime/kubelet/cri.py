@@ -341,15 +341,17 @@ class ContainerRuntime(Protocol):
         self, container_id: str, command: tuple[str, ...], options: ExecOptions
     ) -> ExecSession:
         """Start an interactive command in a running container (``kubectl exec``);
-        raises NotFound when the container does not exist, InvalidConfig without a
-        command."""
+        InvalidConfig without a command. The caller checks that the container runs (the
+        kubelet's endpoint, from the node's listing); an engine refusing afterwards (the
+        container stopped meanwhile) shows as the session's output and exit code."""
         ...
 
     async def attach_session(self, container_id: str, options: ExecOptions) -> ExecSession:
         """Attach to the running container's own stdio (``kubectl attach``, ``kubectl run
         -i``): its output from now on, and its stdin when ``options.stdin`` (the container
         must have been created with ``stdin: true``). Ending the session detaches; the
-        container keeps running. Same errors as :meth:`exec_session`."""
+        container keeps running. The caller checks that the container runs, as for
+        :meth:`exec_session`."""
         ...
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:

@@ -7,7 +7,8 @@ backend closed them meanwhile; a refused connect."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 import pytest
 from multidict import CIMultiDict
@@ -55,8 +56,8 @@ async def exchange(
     return head.status, head.headers.get("X-Id", ""), data
 
 
-def run(coro: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 10))  # type: ignore[arg-type]
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 10))
 
 
 def test_a_response_framed_by_content_length_keeps_its_connection_for_the_next_request() -> None:
@@ -243,7 +244,10 @@ def test_a_large_body_is_read_with_backpressure_and_arrives_whole() -> None:
 
 def test_a_refused_connect_says_so() -> None:
     async def main() -> None:
-        server, port = await serve(read_request)  # type: ignore[arg-type]
+        async def ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+
+        server, port = await serve(ignore)
         server.close()
         await server.wait_closed()
         with pytest.raises(UpstreamError) as caught:

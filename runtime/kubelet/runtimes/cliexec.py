@@ -41,8 +41,6 @@ from typing import Any
 from runtime.kubelet.cri import (
     STDERR,
     STDOUT,
-    ContainerState,
-    ContainerStatus,
     ExecOptions,
     InvalidConfig,
     RuntimeError_,
@@ -248,37 +246,27 @@ def attach_args(container_id: str, options: ExecOptions) -> list[str]:
 
 
 async def open_cli_attach(
-    cli: Sequence[str],
-    status: Callable[[str], Awaitable[ContainerStatus]],
-    container_id: str,
-    options: ExecOptions,
-    env: Mapping[str, str],
+    cli: Sequence[str], container_id: str, options: ExecOptions, env: Mapping[str, str]
 ) -> CliExecSession:
-    """The podman and docker runtimes' ``attach_session``: refuse a container that is not
-    running, then start ``cli`` with :func:`attach_args`."""
-    await _running(status, container_id)
+    """The podman and docker runtimes' ``attach_session``: ``cli`` (the engine binary and
+    its global flags) with :func:`attach_args`. The caller has seen the container running
+    in the node's listing; if it stopped since, the engine's error is the session's
+    output and exit code."""
     return await start_cli_exec([*cli, *attach_args(container_id, options)], env, options)
-
-
-async def _running(status: Callable[[str], Awaitable[ContainerStatus]], container_id: str) -> None:
-    if (await status(container_id)).state is not ContainerState.RUNNING:
-        raise RuntimeError_(f"container {container_id[:12]} is not running", retryable=False)
 
 
 async def open_cli_exec(
     cli: Sequence[str],
-    status: Callable[[str], Awaitable[ContainerStatus]],
     container_id: str,
     command: Sequence[str],
     options: ExecOptions,
     env: Mapping[str, str],
 ) -> CliExecSession:
-    """The podman and docker runtimes' ``exec_session``: refuse an empty command and a
-    container that is not running (``status`` raises NotFound for a missing one), then
-    start ``cli`` (the engine binary and its global flags) with :func:`exec_args`."""
+    """The podman and docker runtimes' ``exec_session``: refuse an empty command, then
+    start ``cli`` with :func:`exec_args` (a container that stopped meanwhile: as
+    :func:`open_cli_attach`)."""
     if not command:
         raise InvalidConfig("exec needs a command")
-    await _running(status, container_id)
     return await start_cli_exec([*cli, *exec_args(container_id, command, options)], env, options)
 
 

@@ -394,15 +394,11 @@ class DockerRuntime:
         self, container_id: str, command: tuple[str, ...], options: ExecOptions
     ) -> ExecSession:
         """``docker exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
-        return await open_cli_exec(
-            [self.binary], self.container_status, container_id, command, options, self.env
-        )
+        return await open_cli_exec([self.binary], container_id, command, options, self.env)
 
     async def attach_session(self, container_id: str, options: ExecOptions) -> ExecSession:
         """``docker attach`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
-        return await open_cli_attach(
-            [self.binary], self.container_status, container_id, options, self.env
-        )
+        return await open_cli_attach([self.binary], container_id, options, self.env)
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         return self._logs(container_id, options)

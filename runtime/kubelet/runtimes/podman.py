@@ -1052,15 +1052,11 @@ class PodmanRuntime:
         self, container_id: str, command: tuple[str, ...], options: ExecOptions
     ) -> ExecSession:
         """``podman exec`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
-        return await open_cli_exec(
-            self._global, self.container_status, container_id, command, options, self.env
-        )
+        return await open_cli_exec(self._global, container_id, command, options, self.env)
 
     async def attach_session(self, container_id: str, options: ExecOptions) -> ExecSession:
         """``podman attach`` with pipes or a pty (:mod:`runtime.kubelet.runtimes.cliexec`)."""
-        return await open_cli_attach(
-            self._global, self.container_status, container_id, options, self.env
-        )
+        return await open_cli_attach(self._global, container_id, options, self.env)
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncGenerator[bytes, None]:
         return self._logs(container_id, options)
