@@ -171,6 +171,8 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
         await cluster.stop()
         return 1
     kubeconfig = cluster.server.kubeconfig
+    for warning in cluster.warnings():
+        print(f"warning: {warning}", flush=True)
     print(f"cluster: {cluster.server.url} (runtime {cluster.runtime_name})", flush=True)
     print(f"kubeconfig: {kubeconfig}\n  export KUBECONFIG={kubeconfig}", flush=True)
     print(f"repository: {root.source.repo_url} path {root.source.path}", flush=True)

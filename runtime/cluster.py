@@ -26,7 +26,7 @@ from kubeclient.factory import InformerFactory
 from kubeclient.rest import Client, KubeError, load_kubeconfig
 from runtime.controllers.manager import ControllerContext, ControllerManager
 from runtime.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
-from runtime.kubelet.cri import ContainerRuntime
+from runtime.kubelet.cri import ContainerRuntime, RuntimeError_
 from runtime.kubelet.kubelet import Kubelet, KubeletOptions
 from runtime.network.wiring import KUBE_DNS, ClusterNetwork, NetworkConfig, NetworkError
 from runtime.server.serve import ApiServer, ApiServerConfig
@@ -197,8 +197,11 @@ class Cluster:
         if engine:
             try:
                 gateway = await runtime.network_gateway()
-            except Exception as exc:  # the engine's problem shows again in the kubelet
-                log.warning("cluster.no_network_gateway", error=str(exc))
+            except RuntimeError_ as exc:
+                raise ClusterError(
+                    f"pods would get no cluster DNS: the {self.runtime_name} bridge "
+                    f"address is unknown: {exc}"
+                ) from exc
         config = replace(self.config.network, engine=engine, gateway=gateway)
         self.network_client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
         await self.network_client.open()
@@ -211,6 +214,10 @@ class Cluster:
                 raise ClusterError(str(exc)) from exc
             raise
         return network
+
+    def warnings(self) -> list[str]:
+        """What runs degraded (printed first by ``cluster up`` and ``gitops up``)."""
+        return list(self.network.warnings) if self.network is not None else []
 
     async def stop(self, *, remove_containers: bool = True) -> None:
         """Stop everything; by default also the pods' containers (nothing is left on the
@@ -286,6 +293,8 @@ async def run_cluster(config: ClusterConfig) -> int:
         await cluster.stop()
         return 1
     server = cluster.server
+    for warning in cluster.warnings():
+        print(f"warning: {warning}", flush=True)
     print(f"API server listening on {server.url}", flush=True)
     print(f"kubeconfig: {server.kubeconfig}", flush=True)
     print(f"  export KUBECONFIG={server.kubeconfig}", flush=True)

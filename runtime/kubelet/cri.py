@@ -363,7 +363,8 @@ class ContainerRuntime(Protocol):
     async def network_gateway(self) -> str | None:
         """The host's address on the bridge network the sandboxes attach to (the pods'
         default gateway, where host services such as the cluster DNS listen for them);
-        None when the runtime has no such network (fake) or it cannot be read."""
+        None when the runtime has no such network (fake). Raises :class:`RuntimeError_`
+        saying why when the runtime has one but its address cannot be found."""
         ...
 
     async def close(self) -> None:

@@ -30,8 +30,10 @@ What runs where:
     (managed by ``cluster.gitops.dev``) points at the gateway address, so the proxy
     DNATs the cluster DNS IP to the server; pods get that cluster IP as nameserver
     (:attr:`ClusterNetwork.cluster_dns`). Without the proxy they get the gateway
-    address itself; without a gateway listener no cluster DNS (the kubelets fall back
-    to ``Default`` with a ``MissingClusterDNS`` event).
+    address itself (and :attr:`ClusterNetwork.warnings` says Service IPs do not
+    answer). When the gateway is unknown or cannot be listened on, :meth:`start`
+    raises :class:`NetworkError`: a cluster whose pods cannot resolve Service names
+    refuses to start rather than look healthy.
 
 * With the fake runtime no proxy and no DNS server run: fake pods have no network, and
   thousands of fake pods would cost a cluster-wide pod cache for nothing. The kubelets
@@ -50,6 +52,7 @@ import asyncio
 import contextlib
 import ipaddress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -168,6 +171,28 @@ async def _put(client: Client, api_version: str, plural: str, obj: Obj, namespac
         await client.replace(api_version, plural, name, desired, namespace=namespace)
 
 
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def ensure_ip_forward(path: Path = IP_FORWARD) -> str | None:
+    """Turn on IPv4 forwarding when it is off (a connection from a pod to a cluster IP
+    whose endpoint is another pod on the same bridge is routed through the host; the
+    engines usually turn it on, a fresh host may have it off). Returns a warning when it
+    is off and cannot be turned on, else None."""
+    try:
+        if path.read_text().strip() == "1":
+            return None
+        path.write_text("1\n")
+    except OSError as exc:
+        return (
+            f"net.ipv4.ip_forward is off and cannot be turned on ({exc.strerror or exc}): "
+            "connections from pods to cluster IPs of other pods will not answer; run "
+            "`sysctl -w net.ipv4.ip_forward=1` as root"
+        )
+    log.info("network.ip_forward_enabled", path=str(path))
+    return None
+
+
 class NetworkError(Exception):
     """The networking cannot start (e.g. an ingress port is taken); the message says
     what to do."""
@@ -191,6 +216,8 @@ class ClusterNetwork:
         self._tasks: list[asyncio.Task[Any]] = []
         self._status_tasks: set[asyncio.Task[Any]] = set()
         self._gateway_dns = False
+        #: What runs degraded, for the first lines of the start-up banner.
+        self.warnings: list[str] = []
 
     @property
     def cluster_dns(self) -> tuple[str, ...]:
@@ -249,13 +276,17 @@ class ClusterNetwork:
         try:
             await proxy.cleanup()
         except proxy_mod.ProxyError as exc:
-            log.warning(
-                "network.proxy_unavailable",
-                error=exc.message,
-                hint="Service cluster IPs will not answer: run as root with iptables "
-                "installed (apt-get install iptables)",
+            hint = (
+                "Service cluster IPs will not answer (pods still resolve names through "
+                "the DNS server on the bridge): run as root with iptables installed "
+                "(apt-get install iptables)"
             )
+            log.warning("network.proxy_unavailable", error=exc.message, hint=hint)
+            self.warnings.append(f"no service proxy: {exc.message}. {hint}")
             return
+        forwarding = ensure_ip_forward()
+        if forwarding is not None:
+            self.warnings.append(forwarding)
         changed = asyncio.Event()
         proxy_mod.bind_informers(
             rules,
@@ -276,42 +307,36 @@ class ClusterNetwork:
             self.config.cluster_domain,
         )
         gateway = self.config.gateway
-        listen: list[tuple[str, int]] = [("127.0.0.1", 0)]
-        if gateway is not None:
-            listen.insert(0, (gateway, self.config.dns_port))
+        if gateway is None:
+            # A cluster whose pods cannot resolve Service names must not look healthy.
+            raise NetworkError(
+                "pods would get no cluster DNS: the container engine's bridge address is "
+                "unknown, so the DNS server has no address pods can reach"
+            )
+        listen = ((gateway, self.config.dns_port), ("127.0.0.1", 0))
         server = DnsServer(
             records,
-            DnsOptions(domain=self.config.cluster_domain, listen=tuple(listen), freebind=True),
+            DnsOptions(domain=self.config.cluster_domain, listen=listen, freebind=True),
         )
         try:
             await server.start()
         except OSError as exc:
-            if gateway is None:
-                raise
-            log.warning(
-                "network.dns_gateway_unavailable",
-                address=f"{gateway}:{self.config.dns_port}",
-                error=str(exc),
-                hint="pods fall back to the host's resolv.conf (dnsPolicy Default)",
-            )
-            server = DnsServer(
-                records,
-                DnsOptions(domain=self.config.cluster_domain, listen=(("127.0.0.1", 0),)),
-            )
-            await server.start()
-            gateway = None
+            raise NetworkError(
+                f"pods would get no cluster DNS: cannot listen on {gateway}:"
+                f"{self.config.dns_port} (the engine bridge's address): "
+                f"{exc.strerror or exc}. Is another DNS server bound to port "
+                f"{self.config.dns_port} on all addresses (e.g. dnsmasq)? Stop it, or bind it "
+                "to 127.0.0.1 only."
+            ) from exc
         self.dns = server
-        if gateway is not None:
-            self._gateway_dns = True
-            await _put(
-                self.client,
-                "discovery.k8s.io/v1",
-                "endpointslices",
-                kube_dns_slice(gateway, self.config.dns_port),
-                KUBE_DNS[0],
-            )
-        else:
-            log.warning("network.no_bridge_gateway", hint="pods get no cluster DNS")
+        self._gateway_dns = True
+        await _put(
+            self.client,
+            "discovery.k8s.io/v1",
+            "endpointslices",
+            kube_dns_slice(gateway, self.config.dns_port),
+            KUBE_DNS[0],
+        )
 
     async def _start_ingress(self) -> None:
         await _create_if_missing(

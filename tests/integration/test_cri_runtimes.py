@@ -3,8 +3,8 @@ podman and against docker (:mod:`runtime.kubelet.runtimes`).
 
 Real sandboxes and containers from the local ``localhost/busybox:latest`` image (no
 registry here). The project's test script prepares the engines first
-(``scripts/engines.sh``: ensure_podman, ensure_docker, ensure_busybox_images,
-ensure_pause_image); if an engine still does not work, the module fixture runs those
+(``scripts/engines.sh``: ensure_podman, ensure_docker, ensure_busybox_images; docker's
+sandbox image is made by the runtime itself); if an engine still does not work, the module fixture runs those
 functions itself and then FAILS with what to do - it never skips.
 
 Every sandbox and container carries a label unique to this test run (and one unique to
@@ -56,7 +56,7 @@ from runtime.kubelet.cri import (
     SandboxStatus,
     SecurityConfig,
 )
-from runtime.kubelet.runtimes.docker import PAUSE_IMAGE, DockerRuntime
+from runtime.kubelet.runtimes.docker import DockerRuntime
 from runtime.kubelet.runtimes.podman import PodmanRuntime
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ T = TypeVar("T")
 
 SETUP = {
     "podman": "ensure_podman && ensure_busybox_images",
-    "docker": "ensure_docker && ensure_busybox_images && ensure_pause_image",
+    "docker": "ensure_docker && ensure_busybox_images",
 }
 
 
@@ -88,8 +88,6 @@ async def engine_problem(runtime: ContainerRuntime) -> str | None:
         return f"{runtime.name} does not answer: {exc}"
     if await runtime.image_id(BUSYBOX) is None:
         return f"{runtime.name} has no {BUSYBOX}"
-    if isinstance(runtime, DockerRuntime) and await runtime.image_id(PAUSE_IMAGE) is None:
-        return f"docker has no {PAUSE_IMAGE}"
     return None
 
 
@@ -307,6 +305,69 @@ def test_the_sandbox_ip_is_reported_and_reachable_from_the_host(engine: Engine) 
     engine.shell(pod, "server", HTTPD.format(port=8080))
     assert http_get(f"http://{pod.ip}:8080/").strip() == "hello-from-reach"
     assert engine.run(engine.runtime.sandbox_status(pod.id)).ip == pod.ip
+
+
+def test_the_bridge_gateway_is_the_sandboxes_default_route_and_the_host_answers_there(
+    engine: Engine,
+) -> None:
+    gateway = engine.run(engine.runtime.network_gateway())
+    assert gateway is not None
+    pod = engine.sandbox("gw")
+    assert ipaddress.IPv4Address(pod.ip) in ipaddress.IPv4Network(f"{gateway}/16", strict=False)
+    port = free_port()
+    with socket.create_server((gateway, port)) as server:
+        server.settimeout(15)
+        client = engine.shell(pod, "dial", f"echo hi | nc {gateway} {port}")
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(16) == b"hi\n"
+        engine.wait_exited(client)
+    # The route inside the sandbox goes through that address.
+    route = engine.shell(pod, "route", "cat /proc/net/route")
+    engine.wait_exited(route)
+    default = [
+        line.split()
+        for line in engine.text(route).splitlines()[1:]
+        if line.split()[1] == "00000000"
+    ]
+    assert default, engine.text(route)
+    assert socket.inet_ntoa(bytes.fromhex(default[0][2])[::-1]) == gateway
+
+
+def test_each_engine_makes_its_sandbox_image_itself_without_a_registry(engine: Engine) -> None:
+    if isinstance(engine.runtime, PodmanRuntime):
+        # podman builds its infra image (localhost/podman-pause:VERSION-…) from catatonit.
+        engine.sandbox("infra")
+        names = subprocess.run(
+            [*engine.runtime._global, "images", "--format", "{{.Repository}}"],
+            capture_output=True, text=True, env=engine.runtime.env, check=True,
+        ).stdout.split()  # fmt: skip
+        assert "localhost/podman-pause" in names
+        return
+    image = f"localhost/gitops-pause-test:{RUN_ID}"
+    runtime = DockerRuntime(pause_image=image)
+    assert engine.run(runtime.image_id(image)) is None
+    try:
+        sandbox = engine.run(
+            runtime.run_sandbox(
+                SandboxConfig(
+                    pod_uid=f"uid-{secrets.token_hex(6)}",
+                    name="made-pause",
+                    namespace="cri-test",
+                    hostname="made-pause",
+                    labels=engine.labels,
+                )
+            )
+        )
+        assert sandbox.state is SandboxState.READY and sandbox.ip
+        assert engine.run(runtime.image_id(image)) is not None
+        started = time.monotonic()
+        engine.run(runtime.stop_sandbox(sandbox.id))
+        assert time.monotonic() - started < 5  # the pause process exits on SIGTERM
+        engine.run(runtime.remove_sandbox(sandbox.id))
+    finally:
+        subprocess.run([runtime.binary, "rmi", "--force", image], capture_output=True, check=False)
+        engine.run(runtime.close())
 
 
 def test_a_published_host_port_answers_on_loopback(engine: Engine) -> None:

@@ -4,14 +4,21 @@ kube-dns Service and slice, and which nameserver the kubelets are given."""
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from kubeclient.rest import Client
 from runtime.network.dns import ClusterRecords, DnsOptions, DnsServer
+from runtime.network.proxy import ProxyOptions
 from runtime.network.wiring import (
     ClusterNetwork,
     NetworkConfig,
+    NetworkError,
     cluster_dns_ip,
+    ensure_ip_forward,
     kube_dns_service,
     kube_dns_slice,
 )
@@ -85,3 +92,45 @@ def test_the_dns_server_binds_a_gateway_address_that_is_on_no_interface_yet() ->
 
     (address,) = asyncio.run(go())
     assert address[0] == "198.51.100.77" and address[1] > 0
+
+
+def test_an_engine_cluster_whose_bridge_address_is_unknown_refuses_to_start() -> None:
+    net = ClusterNetwork(cast(Client, None), NetworkConfig(engine=True, gateway=None))
+    with pytest.raises(NetworkError, match="pods would get no cluster DNS"):
+        asyncio.run(net._start_dns())
+    assert net.dns is None and net.cluster_dns == ()
+
+
+def test_a_gateway_dns_port_held_by_another_server_refuses_to_start_naming_it() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.3", 0))
+        port = taken.getsockname()[1]
+        config = NetworkConfig(engine=True, gateway="127.0.0.3", dns_port=port)
+        net = ClusterNetwork(cast(Client, None), config)
+        with pytest.raises(NetworkError) as caught:
+            asyncio.run(net._start_dns())
+    assert f"127.0.0.3:{port}" in str(caught.value)
+    assert "no cluster DNS" in str(caught.value)
+
+
+def test_a_cluster_without_the_service_proxy_says_so_in_its_warnings() -> None:
+    config = NetworkConfig(
+        engine=True,
+        gateway="10.88.0.1",
+        proxy=ProxyOptions(iptables="/nonexistent/iptables"),
+    )
+    net = ClusterNetwork(cast(Client, None), config)
+    asyncio.run(net._start_proxy())
+    assert net.proxy is None
+    (warning,) = net.warnings
+    assert warning.startswith("no service proxy:") and "cluster IPs will not answer" in warning
+
+
+def test_ip_forwarding_is_turned_on_when_off_and_a_failure_is_a_warning(tmp_path: Path) -> None:
+    knob = tmp_path / "ip_forward"
+    knob.write_text("0\n")
+    assert ensure_ip_forward(knob) is None
+    assert knob.read_text() == "1\n"
+    assert ensure_ip_forward(knob) is None  # already on: nothing written
+    warning = ensure_ip_forward(tmp_path / "missing" / "ip_forward")
+    assert warning is not None and "net.ipv4.ip_forward" in warning

@@ -3,9 +3,10 @@
 :class:`DockerRuntime` drives the ``docker`` CLI with asyncio subprocesses, as the
 podman runtime drives podman (the helpers are shared, in
 :mod:`runtime.kubelet.runtimes.podman`). A sandbox is a "pause" container on the default
-bridge (``localhost/gitops-pause:1``, built by ``scripts/engines.sh``'s
-``ensure_pause_image``: there is no registry to pull ``registry.k8s.io/pause`` from);
-it owns the pod's network namespace, hostname, /etc/hosts and resolv.conf, and shares
+bridge (``localhost/gitops-pause:1``; there is no registry to pull
+``registry.k8s.io/pause`` from, so the runtime makes that image itself from the host's
+static catatonit or busybox before its first sandbox when docker lacks it:
+:mod:`runtime.kubelet.runtimes.sandbox_image`); it owns the pod's network namespace, hostname, /etc/hosts and resolv.conf, and shares
 its IPC namespace. Containers join it with ``--network container:<pause>`` and
 ``--ipc container:<pause>``, so they share localhost and one IP (172.17.x.x).
 
@@ -58,6 +59,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
+from runtime.kubelet.runtimes.bridge import GatewayUnknown, bridge_gateway
 from runtime.kubelet.runtimes.cliexec import open_cli_attach, open_cli_exec
 from runtime.kubelet.runtimes.podman import (
     LABEL_ROLE,
@@ -90,6 +92,7 @@ from runtime.kubelet.runtimes.podman import (
     swap_limit_supported,
 )
 from runtime.kubelet.runtimes.podman_service import label_filter
+from runtime.kubelet.runtimes.sandbox_image import NoPauseBinary, pause_rootfs
 
 PAUSE_IMAGE = "localhost/gitops-pause:1"
 
@@ -140,13 +143,22 @@ class DockerRuntime:
         self._sandbox_labels: dict[str, Mapping[str, str]] = {}
         self._cpu = CpuRate()
         self._inspected = InspectCache()
+        self._pause_ready = False
+        self._pause_lock = asyncio.Lock()
 
     # --- plumbing -----------------------------------------------------------------------
     async def _run(
-        self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
     ) -> Completed:
         return await run_engine(
-            [self.binary, *args], env=env or self.env, timeout=timeout or self.command_timeout
+            [self.binary, *args],
+            env=env or self.env,
+            timeout=timeout or self.command_timeout,
+            stdin=stdin,
         )
 
     async def _check(self, *args: str, what: str = "", timeout: float | None = None) -> Completed:
@@ -246,8 +258,35 @@ class DockerRuntime:
             raise ImagePullFailed(f"pulled {image} but docker does not list it")
         return found
 
+    async def ensure_pause_image(self) -> None:
+        """Make the sandbox image when docker lacks it (once; concurrent callers wait for
+        the one import), as a kubelet pulls its pause image before the first sandbox."""
+        if self._pause_ready:
+            return
+        async with self._pause_lock:
+            if not self._pause_ready:  # another caller may have made it meanwhile
+                if await self.image_id(self.pause_image) is None:
+                    await self._make_pause_image()
+                self._pause_ready = True
+
+    async def _make_pause_image(self) -> None:
+        try:
+            rootfs = await asyncio.to_thread(pause_rootfs)
+        except NoPauseBinary as exc:
+            raise ImageNotFound(
+                f"the sandbox image {self.pause_image} is missing and cannot be made: {exc}",
+                retryable=False,
+            ) from None
+        args = ["import"]
+        for change in rootfs.import_changes():
+            args += ["--change", change]
+        result = await self._run(*args, "-", self.pause_image, stdin=rootfs.tar)
+        if not result.ok:
+            raise engine_error(result, what=f"making the sandbox image {self.pause_image}")
+
     # --- sandboxes --------------------------------------------------------------------
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        await self.ensure_pause_image()
         name = sandbox_name(config)
         labels = sandbox_labels(config)
         args = ["run", "--detach", "--pull", "never", "--name", name, "--ipc", "shareable"]
@@ -264,9 +303,10 @@ class DockerRuntime:
             # `docker run` leaves a created container behind when the start fails
             await self._run("rm", "--force", name)
             if "no such image" in result.err.lower():
+                self._pause_ready = False  # removed behind our back: made again next time
                 raise ImageNotFound(
-                    f"the sandbox image {self.pause_image} is missing: build it with "
-                    "scripts/engines.sh's ensure_pause_image ({result.err})"
+                    f"the sandbox image {self.pause_image} is missing ({result.err})",
+                    retryable=True,
                 )
             raise engine_error(result, what=f"starting sandbox {name}")
         sandbox_id = result.out.splitlines()[-1].strip()
@@ -414,15 +454,30 @@ class DockerRuntime:
         """Nothing to release: each call is its own docker CLI process."""
 
     async def network_gateway(self) -> str | None:
-        """The gateway of docker's default ``bridge`` network (typically 172.17.0.1)."""
+        """The host's address on docker's default ``bridge`` network (typically
+        172.17.0.1). A dockerd started for the first time states no IPAM gateway: then
+        the bridge interface's address, else the subnet's first host
+        (:func:`runtime.kubelet.runtimes.bridge.bridge_gateway`)."""
         result = await self._run("network", "inspect", "bridge")
         if not result.ok:
-            return None
-        for network in decode_json_list(result):
-            for config in (network.get("IPAM") or {}).get("Config") or []:
-                if isinstance(config, dict) and config.get("Gateway"):
-                    return str(config["Gateway"])
-        return None
+            raise RuntimeError_(f"cannot inspect docker's bridge network: {result.describe()}")
+        networks = decode_json_list(result)
+        if not networks:
+            raise RuntimeError_("docker has no default bridge network")
+        network = networks[0]
+        configs = [
+            c for c in (network.get("IPAM") or {}).get("Config") or [] if isinstance(c, dict)
+        ]
+        options = network.get("Options") or {}
+        try:
+            return bridge_gateway(
+                "bridge",
+                gateways=[str(c.get("Gateway") or "") for c in configs],
+                subnets=[str(c.get("Subnet") or "") for c in configs],
+                interface=str(options.get("com.docker.network.bridge.name") or "docker0"),
+            )
+        except GatewayUnknown as exc:
+            raise RuntimeError_(str(exc), retryable=False) from None
 
     async def stats(self, container_id: str) -> ContainerStats:
         data = await self._api_get(f"/containers/{container_id}/stats?stream=false&one-shot=true")

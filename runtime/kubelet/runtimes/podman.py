@@ -72,6 +72,7 @@ from runtime.kubelet.cri import (
     SandboxState,
     SandboxStatus,
 )
+from runtime.kubelet.runtimes.bridge import GatewayUnknown, bridge_gateway
 from runtime.kubelet.runtimes.cliexec import open_cli_attach, open_cli_exec
 from runtime.kubelet.runtimes.podman_service import ApiCallFailed, PodmanService, label_filter
 
@@ -756,15 +757,28 @@ class PodmanRuntime:
         await self.service.close()
 
     async def network_gateway(self) -> str | None:
-        """The gateway of podman's default network ``podman`` (typically 10.88.0.1)."""
+        """The host's address on podman's default network ``podman`` (typically
+        10.88.0.1; its bridge ``cni-podman0`` or ``podman0`` appears with the first
+        container, the address is known before)."""
         result = await self._run("network", "inspect", "podman")
         if not result.ok:
-            return None
-        for network in decode_json_list(result):
-            for subnet in network.get("subnets") or []:
-                if isinstance(subnet, dict) and subnet.get("gateway"):
-                    return str(subnet["gateway"])
-        return None
+            raise RuntimeError_(
+                f"cannot inspect podman's default network 'podman': {result.describe()}"
+            )
+        networks = decode_json_list(result)
+        if not networks:
+            raise RuntimeError_("podman has no default network 'podman'")
+        network = networks[0]
+        subnets = [s for s in network.get("subnets") or [] if isinstance(s, dict)]
+        try:
+            return bridge_gateway(
+                "podman",
+                gateways=[str(s.get("gateway") or "") for s in subnets],
+                subnets=[str(s.get("subnet") or "") for s in subnets],
+                interface=str(network.get("network_interface") or "") or None,
+            )
+        except GatewayUnknown as exc:
+            raise RuntimeError_(str(exc), retryable=False) from None
 
     # --- plumbing -----------------------------------------------------------------------
     async def _run(self, *args: str, timeout: float | None = None) -> Completed:
