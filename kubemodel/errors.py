@@ -7,7 +7,7 @@ the error (``retryable``), never of the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -33,6 +33,11 @@ def required(path: str) -> Cause:
 
 def invalid(path: str, value: Any, detail: str) -> Cause:
     return Cause("FieldValueInvalid", f"Invalid value: {_show(value)}: {detail}", path)
+
+
+def invalid_literal(path: str, shown: str, detail: str) -> Cause:
+    """An invalid value printed as given (Go's ``%#v`` of a non-string, e.g. ``0x0``)."""
+    return Cause("FieldValueInvalid", f"Invalid value: {shown}: {detail}", path)
 
 
 def not_supported(path: str, value: Any, allowed: list[str]) -> Cause:
@@ -79,7 +84,9 @@ class ApiError(Exception):
     code: int
     reason: str
     message: str
-    details: dict[str, Any] = field(default_factory=dict)
+    #: ``Status.details``; None leaves it out, ``{}`` writes ``"details":{}`` (as
+    #: kube-apiserver's generic server responses do).
+    details: dict[str, Any] | None = None
     retryable: bool = False
     retry_after: int | None = None
 
@@ -87,19 +94,65 @@ class ApiError(Exception):
         return f"{self.code} {self.reason}: {self.message}"
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "code": self.code,
-        }
-        if self.reason:
-            body["reason"] = self.reason
-        if self.details:
-            body["details"] = self.details
-        return body
+        """The ``Status`` object, its fields in kube-apiserver's order."""
+        return status_object(
+            "Failure",
+            message=self.message,
+            reason=self.reason,
+            details=self.details,
+            code=self.code,
+        )
+
+
+# metav1.Status, StatusDetails and StatusCause serialise their fields in Go struct order
+# (encoding/json), each left out when empty; ``metadata`` (a struct) is always there.
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_ORDER = ("reason", "message", "field")
+
+
+def _ordered(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    out = {key: obj[key] for key in order if obj.get(key) not in (None, "", [], 0)}
+    out.update((k, v) for k, v in obj.items() if k not in order)
+    return out
+
+
+def status_object(
+    status: str,
+    *,
+    message: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    code: int = 0,
+) -> dict[str, Any]:
+    """A ``Status`` as kube-apiserver writes it: ``kind, apiVersion, metadata, status,
+    message, reason, details, code``, empty fields left out (a delete's Success Status
+    has no ``code``); ``details`` and its ``causes`` in their Go field order."""
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}}
+    if status:
+        body["status"] = status
+    if message:
+        body["message"] = message
+    if reason:
+        body["reason"] = reason
+    if details is not None:
+        ordered = _ordered(details, _DETAILS_ORDER)
+        if "causes" in ordered:
+            ordered["causes"] = [
+                _ordered(c, _CAUSE_ORDER) if isinstance(c, dict) else c for c in ordered["causes"]
+            ]
+        body["details"] = ordered
+    if code:
+        body["code"] = code
+    return body
+
+
+def deleted_status(name: str, group: str, resource: str, uid: str) -> dict[str, Any]:
+    """What kube-apiserver's generic registry answers to a DELETE that removed an object
+    of a kind whose registry does not return the deleted object: ``Success``, details
+    naming the object with ``kind`` set to the *resource* (``configmaps``), no code."""
+    return status_object(
+        "Success", details={"name": name, "group": group, "kind": resource, "uid": uid}
+    )
 
 
 def _qualified(resource: str, group: str) -> str:
@@ -154,6 +207,12 @@ def invalid_object(group: str, kind: str, name: str, causes: list[Cause]) -> Api
     )
 
 
+def no_such_path() -> ApiError:
+    """kube-apiserver's 404 for a path it does not serve (a generic server response:
+    empty ``details``)."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
@@ -189,7 +248,13 @@ def forbidden_error(message: str) -> ApiError:
 
 
 def internal(message: str) -> ApiError:
-    return ApiError(500, "InternalError", f"Internal error occurred: {message}", retryable=True)
+    return ApiError(
+        500,
+        "InternalError",
+        f"Internal error occurred: {message}",
+        {"causes": [{"message": message}]},
+        retryable=True,
+    )
 
 
 def unavailable(message: str) -> ApiError:

@@ -91,5 +91,18 @@ PY
     echo "$dir/kubectl"
 }
 
-# Container engines and local images (podman, docker, busybox, pause).
+ensure_oldest_python_client() {
+    # The oldest official `kubernetes` Python client the project supports, beside the
+    # newest one in .venv: installed with its dependencies under .cache/clients, for the
+    # compatibility tests (tests/integration/test_client_compat.py). Prints its path.
+    local version="30.1.0" dir="$ROOT/.cache/clients/kubernetes-30.1.0"
+    if [ ! -f "$dir/kubernetes/__init__.py" ]; then
+        say "installing kubernetes==$version into $dir"
+        rm -rf "$dir"
+        "$VENV/bin/python" -m pip install -q --target "$dir" "kubernetes==$version" >/dev/null
+    fi
+    echo "$dir"
+}
+
+# Container engines and local images (podman, docker, busybox).
 source "$ROOT/scripts/engines.sh"

@@ -10,7 +10,8 @@ cd "$ROOT"
 ensure_python test
 KUBECTL_1_20="$(ensure_kubectl_1_20)"
 KUBECTL_MODERN="$(ensure_kubectl_modern)"
-export KUBECTL_1_20 KUBECTL_MODERN
+GITOPS_OLDEST_KUBERNETES_CLIENT="$(ensure_oldest_python_client)"
+export KUBECTL_1_20 KUBECTL_MODERN GITOPS_OLDEST_KUBERNETES_CLIENT
 # The engines start from fresh state, as on a new machine: nothing an earlier run left
 # (images, containers, networks, a daemon's first-start state) can make a test pass.
 # GITOPS_TEST_ENGINES=existing tests against the machine's engines as they are instead.

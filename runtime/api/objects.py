@@ -44,6 +44,51 @@ log = structlog.get_logger(__name__)
 
 NAMESPACES = "core/namespaces"
 CRDS = "apiextensions.k8s.io/customresourcedefinitions"
+PODS = "core/pods"
+JOBS = "batch/jobs"
+#: Kinds whose strategies allow a PUT to create a missing object (AllowCreateOnUpdate).
+CREATE_ON_UPDATE = frozenset(
+    {
+        "core/services",
+        "core/endpoints",
+        "core/events",
+        "core/limitranges",
+        "rbac.authorization.k8s.io/roles",
+        "rbac.authorization.k8s.io/rolebindings",
+        "rbac.authorization.k8s.io/clusterroles",
+        "rbac.authorization.k8s.io/clusterrolebindings",
+        "coordination.k8s.io/leases",
+        "node.k8s.io/runtimeclasses",
+    }
+)
+#: Kinds (besides custom resources) whose PUT must carry metadata.resourceVersion
+#: (AllowUnconditionalUpdate false).
+CONDITIONAL_UPDATE = frozenset(
+    {
+        "policy/poddisruptionbudgets",
+        "storage.k8s.io/csidrivers",
+        "storage.k8s.io/csinodes",
+        "storage.k8s.io/csistoragecapacities",
+        "storage.k8s.io/volumeattachments",
+        "coordination.k8s.io/leases",
+        "node.k8s.io/runtimeclasses",
+        "admissionregistration.k8s.io/validatingwebhookconfigurations",
+        "admissionregistration.k8s.io/mutatingwebhookconfigurations",
+        "admissionregistration.k8s.io/validatingadmissionpolicies",
+        "admissionregistration.k8s.io/validatingadmissionpolicybindings",
+        "apiextensions.k8s.io/customresourcedefinitions",
+    }
+)
+#: Kinds whose deletion orphans dependents when the request names no policy.
+ORPHAN_BY_DEFAULT = frozenset({JOBS, "core/replicationcontrollers"})
+JOB_ORPHAN_WARNING = (
+    "child pods are preserved by default when jobs are deleted; set "
+    "propagationPolicy=Background to remove them or set propagationPolicy=Orphan to "
+    "suppress this warning"
+)
+#: The finalizer apiextensions-apiserver puts on a CRD being deleted until its custom
+#: objects are gone.
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Kinds whose strategies track metadata.generation (custom resources always do).
 _GENERATION_KINDS = frozenset(
@@ -211,6 +256,34 @@ def _carry_over(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any]) ->
             allocated = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
             if allocated and spec.get("type") in ("NodePort", "LoadBalancer"):
                 port["nodePort"] = allocated
+
+
+def _namespace_terminating(obj: dict[str, Any]) -> bool:
+    status = obj.setdefault("status", {})
+    if status.get("phase") == "Terminating":
+        return False
+    status["phase"] = "Terminating"
+    return True
+
+
+def _crd_terminating(obj: dict[str, Any]) -> bool:
+    """apiextensions-apiserver's condition on a CRD marked for deletion."""
+    status = obj.setdefault("status", {})
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+    if any(c.get("type") == "Terminating" for c in conditions):
+        return False
+    conditions.append(
+        {
+            "type": "Terminating",
+            "status": "True",
+            "lastTransitionTime": now_rfc3339(),
+            "reason": "InstanceDeletionPending",
+            "message": "CustomResourceDefinition marked for deletion; CustomResource deletion "
+            "will begin soon",
+        }
+    )
+    status["conditions"] = conditions
+    return True
 
 
 def _delete_during_update(info: ResourceInfo, old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -667,8 +740,24 @@ class ObjectAPI:
         namespace = str(meta.get("namespace") or "") if info.namespaced else ""
         current = self.store.latest(info.store_key, namespace, name)
         if current is None:
+            if not subresource and info.store_key in CREATE_ON_UPDATE and not meta.get("uid"):
+                # The strategy's AllowCreateOnUpdate: a PUT creates the object (201).
+                meta.pop("resourceVersion", None)
+                return await self.create(info, namespace, obj, opts)
             raise errors.not_found(info.group, info.plural, name)
         body_rv = meta.get("resourceVersion")
+        if not body_rv and (info.custom is not None or info.store_key in CONDITIONAL_UPDATE):
+            # AllowUnconditionalUpdate false: the store refuses an update without one.
+            raise errors.invalid_object(
+                info.group,
+                info.plural,
+                name,
+                [
+                    errors.invalid_literal(
+                        "metadata.resourceVersion", "0x0", "must be specified for an update"
+                    )
+                ],
+            )
         if body_rv and str(body_rv) != str(current.rv):
             raise errors.stale(info.group, info.plural, name)
         warnings = self._decode(info, obj, opts)
@@ -968,8 +1057,15 @@ class ObjectAPI:
                     )
                 ],
             )
+        warnings: list[str] = []
         if policy is None and options.get("orphanDependents") is not None:
             policy = "Orphan" if options["orphanDependents"] else "Background"
+        elif policy is None and info.store_key in ORPHAN_BY_DEFAULT:
+            # The strategies' DefaultGarbageCollectionPolicy: batch/v1 Jobs and v1
+            # ReplicationControllers keep their pods unless told otherwise.
+            policy = "Orphan"
+            if info.store_key == JOBS:
+                warnings.append(JOB_ORPHAN_WARNING)
         finalizers = list(meta.get("finalizers") or [])
         if self.options.garbage_collection and policy in ("Orphan", "Foreground"):
             wanted = "orphan" if policy == "Orphan" else "foregroundDeletion"
@@ -977,6 +1073,26 @@ class ObjectAPI:
             finalizers = [f for f in finalizers if f != other]
             if wanted not in finalizers:
                 finalizers.append(wanted)
+        result = await self._delete_with(
+            info, namespace, name, obj, current.rv, options, opts, finalizers
+        )
+        result.warnings.extend(warnings)
+        return result
+
+    async def _delete_with(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        obj: dict[str, Any],
+        rv: int,
+        options: dict[str, Any],
+        opts: WriteOptions,
+        finalizers: list[str],
+    ) -> WriteResult:
+        """The deletion proper once options and finalizers are settled: mark (namespace,
+        CRD, grace period, finalizers) or remove."""
+        meta = _meta(obj)
         if info.store_key == NAMESPACES and "kubernetes" in (
             (obj.get("spec") or {}).get("finalizers") or []
         ):
@@ -985,25 +1101,66 @@ class ObjectAPI:
                 namespace,
                 name,
                 obj,
-                current.rv,
+                rv,
                 opts,
                 finalizers,
                 grace=0,
-                namespace_phase=True,
+                mark_status=_namespace_terminating,
             )
+        if info.store_key == CRDS and not meta.get("deletionTimestamp"):
+            return await self._delete_crd(info, name, obj, rv, opts, finalizers)
         grace = self._grace_period(info, obj, options)
         if finalizers or grace > 0:
             return await self._mark_deleted(
-                info, namespace, name, obj, current.rv, opts, finalizers, grace=grace
+                info, namespace, name, obj, rv, opts, finalizers, grace=grace
             )
-        if info.store_key == CRDS:
-            await self._delete_custom_objects(obj, opts)
-        return await self._remove(info, namespace, name, obj, current.rv, opts)
+        if info.store_key == PODS:
+            # Pods are deleted gracefully even with no grace left: the last state (the
+            # DELETE answer and the DELETED event) says when and with which grace period.
+            meta["deletionTimestamp"] = now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = 0
+        return await self._remove(info, namespace, name, obj, rv, opts)
+
+    async def _delete_crd(
+        self,
+        info: ResourceInfo,
+        name: str,
+        obj: dict[str, Any],
+        rv: int,
+        opts: WriteOptions,
+        finalizers: list[str],
+    ) -> WriteResult:
+        """A CRD is deleted as apiextensions-apiserver deletes it: marked (deletion
+        timestamp, the ``customresourcecleanup`` finalizer, a ``Terminating`` condition),
+        which is what the DELETE answers; then its custom objects are removed and the
+        finalizer with them, which removes the CRD unless another finalizer holds it."""
+        if CRD_CLEANUP_FINALIZER not in finalizers:
+            finalizers = [*finalizers, CRD_CLEANUP_FINALIZER]
+        marked = await self._mark_deleted(
+            info, "", name, obj, rv, opts, finalizers, grace=0, mark_status=_crd_terminating
+        )
+        if opts.dry_run:
+            return marked
+        await self._delete_custom_objects(marked.obj, opts)
+        current = self.store.latest(info.store_key, "", name)
+        if current is None:
+            return marked
+        latest = self.convert(info, current.obj())
+        meta = _meta(latest)
+        left = [f for f in meta.get("finalizers") or [] if f != CRD_CLEANUP_FINALIZER]
+        if left:
+            meta["finalizers"] = left
+            meta.pop("resourceVersion", None)
+            await self._store_update(info, "", name, latest, current.rv)
+        else:
+            meta.pop("finalizers", None)
+            await self._remove(info, "", name, latest, current.rv, opts)
+        return marked
 
     def _grace_period(
         self, info: ResourceInfo, obj: dict[str, Any], options: dict[str, Any]
     ) -> int:
-        if info.store_key != "core/pods" or not self.options.graceful_pod_deletion:
+        if info.store_key != PODS or not self.options.graceful_pod_deletion:
             return 0
         spec = obj.get("spec") or {}
         phase = (obj.get("status") or {}).get("phase")
@@ -1028,8 +1185,11 @@ class ObjectAPI:
         finalizers: list[str],
         *,
         grace: int,
-        namespace_phase: bool = False,
+        mark_status: Callable[[dict[str, Any]], bool] | None = None,
     ) -> WriteResult:
+        """Set the deletion timestamp (``grace`` seconds ahead) and ``finalizers``;
+        ``mark_status`` changes the status of a kind that reports its deletion there
+        (returns whether it changed anything)."""
         meta = _meta(obj)
         changed = False
         if not meta.get("deletionTimestamp"):
@@ -1045,11 +1205,8 @@ class ObjectAPI:
         if finalizers != list(meta.get("finalizers") or []):
             meta["finalizers"] = finalizers
             changed = True
-        if namespace_phase:
-            status = obj.setdefault("status", {})
-            if status.get("phase") != "Terminating":
-                status["phase"] = "Terminating"
-                changed = True
+        if mark_status is not None and mark_status(obj):
+            changed = True
         if not changed:
             return WriteResult(obj, pending=True)
         meta.pop("resourceVersion", None)
@@ -1099,9 +1256,12 @@ class ObjectAPI:
         fields: FieldSelector,
         options: dict[str, Any] | None,
         opts: WriteOptions,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Delete every matching object; returns them as they were listed before the
+        deletion (what kube-apiserver's DeleteCollection answers), and the warnings."""
         result = self.list_objects(info, namespace, labels, fields)
         deleted = []
+        warnings: list[str] = []
         for entry in result.items:
             try:
                 out = await self.delete(info, entry.namespace, entry.name, options, opts)
@@ -1109,8 +1269,9 @@ class ObjectAPI:
                 if exc.code == 404:
                     continue
                 raise
-            deleted.append(out.obj)
-        return deleted
+            deleted.append(self.convert(info, entry.obj()))
+            warnings.extend(w for w in out.warnings if w not in warnings)
+        return deleted, warnings
 
     # --- subresources -------------------------------------------------------------------
     def scale_paths(self, info: ResourceInfo) -> tuple[str, str, str]:

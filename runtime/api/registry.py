@@ -19,6 +19,28 @@ CREATE_ONLY = ("create",)
 READ_ONLY = ("get", "list")
 
 
+#: Resources whose kube-apiserver registry sets ``ReturnDeletedObject``: a DELETE that
+#: removes the object at once answers with the object, not a Success ``Status``
+#: (pkg/registry/*/storage/storage.go; everything else, CRDs and custom resources
+#: included, answers with the Status).
+RETURNS_DELETED_OBJECT = frozenset(
+    {
+        "core/pods",
+        "core/services",
+        "core/serviceaccounts",
+        "core/namespaces",
+        "core/persistentvolumes",
+        "core/persistentvolumeclaims",
+        "core/resourcequotas",
+        "core/podtemplates",
+        "storage.k8s.io/storageclasses",
+        "storage.k8s.io/csidrivers",
+        "storage.k8s.io/csinodes",
+        "storage.k8s.io/volumeattachments",
+    }
+)
+
+
 @dataclass(frozen=True)
 class ResourceInfo:
     """One served resource at one group/version."""
@@ -51,6 +73,11 @@ class ResourceInfo:
     def store_key(self) -> str:
         """The key under which the store keeps this resource's objects (all versions)."""
         return f"{self.group or 'core'}/{self.plural}"
+
+    @property
+    def returns_deleted_object(self) -> bool:
+        """Whether an immediate DELETE answers with the deleted object."""
+        return self.custom is None and self.store_key in RETURNS_DELETED_OBJECT
 
     @property
     def list_kind(self) -> str:

@@ -110,6 +110,48 @@ class Response:
     body: bytes
     content_type: bytes = JSON
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: A JSON body written as kube-apiserver's serializer writes it (Go's encoding/json:
+    #: HTML characters escaped, a trailing newline; indented for ``pretty``). The large
+    #: cached OpenAPI documents go out as they are.
+    go_encoded: bool = True
+
+
+_GO_ESCAPES = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
+
+def go_escaped(body: bytes) -> bytes:
+    """JSON as Go's encoding/json writes it: ``<``, ``>``, ``&``, U+2028 and U+2029
+    escaped (they only occur inside strings, so the meaning is unchanged)."""
+    for raw, escaped in _GO_ESCAPES:
+        if raw in body:
+            body = body.replace(raw, escaped)
+    return body
+
+
+def _pretty(req: Request) -> bool:
+    """kube-apiserver's isPrettyPrint: ``?pretty=true``, else a browser's, curl's or
+    wget's User-Agent."""
+    if "pretty" in req.query:
+        return req.flag("pretty")
+    return req.user_agent.startswith(("curl", "Wget", "Mozilla/5.0"))
+
+
+def _go_json(req: Request, body: bytes) -> bytes:
+    """A JSON body as kube-apiserver writes it: compact with a trailing newline, or
+    indented by two spaces without one when pretty printing."""
+    if _pretty(req):
+        try:
+            body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+        except orjson.JSONDecodeError:
+            return body
+        return go_escaped(body)
+    return go_escaped(body) + b"\n"
 
 
 @dataclass
@@ -119,19 +161,6 @@ class StreamingResponse:
     status: int
     chunks: AsyncIterator[bytes]
     content_type: bytes = b"text/plain"
-
-
-def _status_success(info: ResourceInfo, name: str, uid: str) -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name, "kind": info.plural, "uid": uid}
-    if info.group:
-        details["group"] = info.group
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": details,
-    }
 
 
 def _parse_query(raw: bytes) -> dict[str, str]:
@@ -307,6 +336,8 @@ class ApiApp:
 
     async def _send(self, send: Send, req: Request, response: Response) -> None:
         body = response.body
+        if response.go_encoded and response.content_type == JSON:
+            body = _go_json(req, body)
         headers = [
             (b"content-type", response.content_type),
             (b"cache-control", b"no-cache, private"),
@@ -387,7 +418,7 @@ class ApiApp:
                 return self._discovery(req, path)
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         if group == METRICS_GROUP:
             return Response(200, await self.metrics.handle(req.method, version, rest, req.query))
         return await self._resource(req, group, version, rest)
@@ -397,7 +428,7 @@ class ApiApp:
             raise errors.method_not_allowed(f"{req.method} is not supported on {path}")
         doc = self.discovery.document(path)
         if doc is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         return Response(200, doc)
 
     def _openapi(self, req: Request, path: str) -> Response:
@@ -413,14 +444,15 @@ class ApiApp:
                 200,
                 self.openapi.v2_json(),
                 headers=[(b"etag", f'"{self.openapi.etag()}"'.encode())],
+                go_encoded=False,
             )
         if path == "/openapi/v3":
-            return Response(200, self.openapi.v3_index())
+            return Response(200, self.openapi.v3_index(), go_encoded=False)
         if path.startswith("/openapi/v3/"):
             doc = self.openapi.v3_group_version(path[len("/openapi/v3/") :])
             if doc is not None:
-                return Response(200, doc)
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                return Response(200, doc, go_encoded=False)
+        raise errors.no_such_path()
 
     def _split(
         self, group: str, version: str, rest: list[str]
@@ -434,16 +466,16 @@ class ApiApp:
         ) or (len(rest) >= 3 and rest[0] == "namespaces" and group != ""):
             namespace, rest = rest[1], rest[2:]
         if len(rest) > 3 or not rest:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         info = self.api.registry.get(group, version, rest[0])
         if info is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         if namespace and not info.namespaced:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         name = rest[1] if len(rest) >= 2 else ""
         sub = rest[2] if len(rest) == 3 else ""
         if sub and sub not in info.subresources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         return info, namespace, name, sub
 
     def _write_options(self, req: Request) -> WriteOptions:
@@ -496,18 +528,7 @@ class ApiApp:
                 raise errors.method_not_allowed("only POST is supported on pods/binding")
             body = _parse_body(req, req.headers.get("content-type", ""))
             await self.api.bind(info, namespace, name, body, self._write_options(req))
-            return Response(
-                201,
-                orjson.dumps(
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Success",
-                        "code": 201,
-                    }
-                ),
-            )
+            return Response(201, orjson.dumps(errors.status_object("Success", code=201)))
         if sub in ("eviction", "ephemeralcontainers", "approval"):
             raise errors.method_not_allowed(
                 f"{info.plural}/{sub} is not implemented by the built-in cluster yet"
@@ -522,7 +543,7 @@ class ApiApp:
             result = await self.api.replace(
                 info, namespace, name, body, self._write_options(req), sub
             )
-            return self._object_response(req, info, result, 200)
+            return self._object_response(req, info, result, 201 if result.created else 200)
         if method == "PATCH":
             self._verb(info, "patch")
             ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -538,15 +559,33 @@ class ApiApp:
             self._verb(info, "delete")
             options = self._delete_options(req)
             result = await self.api.delete(info, namespace, name, options, self._write_options(req))
-            if result.pending:  # finalizers or a grace period: the object is still there
-                return self._object_response(req, info, result, 202)
-            if req.query.get("dryRun") or _Accept(req.accept).table:
-                return self._object_response(req, info, result, 200)
-            # Deleted now: kube-apiserver's generic registry answers with a Success Status.
-            meta = result.obj.get("metadata") or {}
-            status = _status_success(info, name, str(meta.get("uid", "")))
-            return Response(200, orjson.dumps(status))
+            return self._delete_response(req, info, name, options, result)
         raise errors.method_not_allowed(f"{method} is not supported")
+
+    def _delete_response(
+        self,
+        req: Request,
+        info: ResourceInfo,
+        name: str,
+        options: dict[str, Any],
+        result: WriteResult,
+    ) -> Response:
+        """kube-apiserver's DELETE answer (handlers/delete.go over the generic registry):
+        an object still there (grace period, finalizers, a namespace or CRD marked for
+        deletion) and a dry run answer with the object; an object removed at once with
+        the object itself where the registry returns deleted objects
+        (:attr:`ResourceInfo.returns_deleted_object`: pods, services, …), else a Success
+        ``Status`` naming it. Always 200, except 202 for an object not yet removed when
+        the request set the deprecated ``orphanDependents=false``."""
+        code = 200
+        if result.pending and options.get("orphanDependents") is False:
+            code = 202
+        if result.pending or req.query.get("dryRun") or info.returns_deleted_object:
+            return self._object_response(req, info, result, code)
+        req.warnings.extend(result.warnings)
+        meta = result.obj.get("metadata") or {}
+        status = errors.deleted_status(name, info.group, info.plural, str(meta.get("uid", "")))
+        return Response(code, orjson.dumps(status))
 
     @staticmethod
     def _verb(info: ResourceInfo, verb: str) -> None:
@@ -591,6 +630,8 @@ class ApiApp:
                 api_version=accept.table_version,
             )
             return Response(status, orjson.dumps(table))
+        if accept.partial:
+            return Response(status, orjson.dumps(_partial(result.obj)))
         return Response(status, orjson.dumps(result.obj))
 
     def _entry_response(self, req: Request, info: ResourceInfo, entry: Entry) -> Response:
@@ -675,9 +716,10 @@ class ApiApp:
             info, req.query.get("labelSelector"), req.query.get("fieldSelector")
         )
         options = self._delete_options(req)
-        deleted = await self.api.delete_collection(
+        deleted, warnings = await self.api.delete_collection(
             info, namespace, labels, fields, options, self._write_options(req)
         )
+        req.warnings.extend(warnings)
         body = {
             "kind": info.list_kind,
             "apiVersion": info.api_version,
@@ -820,7 +862,7 @@ class ApiApp:
             self._authenticate(req)
             located = _api_path(req.path)
             if located is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise errors.no_such_path()
             info, namespace, name, sub = self._split(*located)
             if sub not in streaming.STREAM_SUBRESOURCES:
                 raise errors.bad_request(
@@ -917,7 +959,7 @@ class ApiApp:
     async def _route_watch(self, req: Request, scope: Scope, receive: Receive, send: Send) -> None:
         located = _api_path(req.path)
         if located is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         info, namespace, name, sub = self._split(*located)
         if sub:
             raise errors.method_not_allowed("watch is not supported on subresources")
@@ -1021,7 +1063,8 @@ class _Watch:
 
     async def _write(self, data: bytes) -> None:
         if data:
-            await self.send({"type": "http.response.body", "body": data, "more_body": True})
+            body = go_escaped(data)
+            await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _watch_disconnect(self) -> None:
         while True:

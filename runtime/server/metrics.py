@@ -125,7 +125,7 @@ class MetricsAPI:
     ) -> bytes:
         """The JSON body for ``/apis/metrics.k8s.io/{version}/{rest...}``."""
         if version != VERSION:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_such_path()
         if method != "GET":
             raise errors.method_not_allowed(f"{method} is not supported on {GROUP_VERSION}")
         if query.get("watch", "").lower() in ("true", "1"):
@@ -142,7 +142,7 @@ class MetricsAPI:
                 return orjson.dumps(await self.node_list(label_selector))
             case ["nodes", name]:
                 return orjson.dumps(await self.node(name))
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_such_path()
 
     # --- kubelet summaries -------------------------------------------------------------
     async def _summaries(self, nodes: set[str]) -> dict[str, Mapping[str, Any]]:
