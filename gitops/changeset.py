@@ -10,9 +10,14 @@ before a diff is recorded.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
+import os
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from gitops.manifest import ObjectKey, Origin
@@ -87,10 +92,36 @@ class ChangeSet:
 SECRET_MASK = "********"
 
 
+MASK_KEY_FILE = "mask.key"
+_mask_key: bytes = secrets.token_bytes(32)
+"""The key of the stand-ins: random per process unless :func:`use_mask_key` loads the
+state directory's (so the service's history keeps comparable stand-ins)."""
+
+
+def use_mask_key(state_dir: Path) -> None:
+    """Use the key in ``state_dir/mask.key`` (32 random bytes, written 0600 when missing)."""
+    global _mask_key
+    path = state_dir / MASK_KEY_FILE
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        key = b""
+    if len(key) < 32:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+    path.chmod(0o600)
+    _mask_key = key
+
+
 def masked(value: Any) -> Any:
     """A stand-in for a Secret value: equal values give equal stand-ins (so a diff still
-    shows *that* a value changed) but nothing of the value can be read back."""
+    shows *that* a value changed) but nothing of the value can be read back or guessed
+    offline: it is a keyed HMAC-SHA256 (the key never leaves the reconciler)."""
     if value is None:
         return None
-    digest = hashlib.sha256(repr(value).encode()).hexdigest()[:8]
-    return f"{SECRET_MASK} (sha256:{digest})"
+    text = json.dumps(value, sort_keys=True, default=str).encode()
+    digest = hmac.new(_mask_key, text, hashlib.sha256).hexdigest()[:12]
+    return f"{SECRET_MASK} (hmac:{digest})"

@@ -99,6 +99,17 @@ class Destination:
         label = f"{path}" + (f" (context {context})" if context else "")
         return cls(config, name=label)
 
+    @property
+    def impersonate(self) -> str | None:
+        """The user every request impersonates (None: the kubeconfig's own identity)."""
+        return self.config.impersonate or None
+
+    @impersonate.setter
+    def impersonate(self, user: str | None) -> None:
+        self.config.impersonate = user or ""
+        if user:
+            self.name = f"{self.name.split(' as ', 1)[0]} as {user}"
+
     async def __aenter__(self) -> Destination:
         await self.client.open()
         return self

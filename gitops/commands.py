@@ -25,9 +25,10 @@ import yaml
 from gitops.build import build
 from gitops.changeset import Action, ChangeSet, Entry
 from gitops.cluster import Destination
-from gitops.config import Application, load_config
+from gitops.config import Application, Config, load_config
 from gitops.errors import BuildError, BuildErrors, ConfigError, GitopsError
 from gitops.report import ReportContext, ReportFormat, has_drift, render
+from gitops.service.destinations import service_account_user
 from gitops.source import GitSource
 from gitops.status import StatusStore
 from gitops.sync import AppSync, Mode, RunOptions, SyncResult, locate, source_spec
@@ -98,6 +99,13 @@ def add_app_arguments(parser: argparse.ArgumentParser, *, cluster: bool = True) 
 
 def application(args: argparse.Namespace) -> Application:
     """The Application the flags describe; ConfigError when they do not."""
+    return application_and_config(args)[0]
+
+
+def application_and_config(args: argparse.Namespace) -> tuple[Application, Config]:
+    """The Application the flags describe and the config it comes from (projects, named
+    clusters and credentials; an empty config in flags mode); ConfigError when the flags
+    describe none."""
     if args.config is not None:
         if args.repo:
             raise ConfigError("give either --config/--app or --repo, not both")
@@ -122,7 +130,7 @@ def application(args: argparse.Namespace) -> Application:
             overrides["prune"] = args.prune
         if args.self_heal:
             overrides["self_heal"] = True
-        return app.model_copy(update=overrides) if overrides else app
+        return (app.model_copy(update=overrides) if overrides else app), config
     if not args.repo:
         raise ConfigError("give --repo URL|PATH (or --config FILE --app NAME)")
     name = args.name or _default_name(args.repo)
@@ -136,7 +144,7 @@ def application(args: argparse.Namespace) -> Application:
     if args.revision:
         spec["source"]["revision"] = args.revision
     try:
-        return Application.model_validate(spec)
+        return Application.model_validate(spec), Config()
     except Exception as exc:
         raise ConfigError(f"invalid flags: {exc}") from None
 
@@ -153,13 +161,18 @@ def _default_name(repo: str) -> str:
     return cleaned[:63] or "app"
 
 
-def destination(args: argparse.Namespace, app: Application) -> Destination:
+def destination(
+    args: argparse.Namespace, app: Application, config: Config | None = None
+) -> Destination:
     if args.kubeconfig is not None:
         return Destination.from_kubeconfig(args.kubeconfig, args.context)
-    cluster = app.destination.cluster
-    if not cluster.builtin and cluster.kubeconfig:
-        return Destination.from_kubeconfig(Path(cluster.kubeconfig), cluster.context)
-    return Destination.from_kubeconfig(builtin_kubeconfig(args.state_dir))
+    access = (config or Config()).cluster_access(app.destination.cluster)
+    if access is not None:
+        dest = Destination.from_kubeconfig(Path(access.kubeconfig).expanduser(), access.context)
+    else:
+        dest = Destination.from_kubeconfig(builtin_kubeconfig(args.state_dir))
+    dest.impersonate = service_account_user(app, config or Config())
+    return dest
 
 
 def builtin_kubeconfig(state_dir: Path) -> Path:
@@ -234,11 +247,12 @@ def print_error(result: SyncResult, out: TextIO) -> None:
 class Context:
     args: argparse.Namespace
     app: Application
+    config: Config
 
 
 def _load(args: argparse.Namespace) -> Context | int:
     try:
-        return Context(args, application(args))
+        return Context(args, *application_and_config(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -252,7 +266,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         location = locate(app.source.repo_url)
         source = GitSource(args.cache_dir)
-        spec = source_spec(app, location)
+        spec = source_spec(app, location, ctx.config)
         revision = source.fetch(spec)
         tree = source.checkout(spec, revision.commit)
         root = tree / location.subdir if location.subdir else tree
@@ -274,8 +288,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 async def _run_once(ctx: Context, options: RunOptions) -> SyncResult:
     app = ctx.app
-    async with destination(ctx.args, app) as dest:
-        runner = AppSync(app, GitSource(ctx.args.cache_dir), dest)
+    async with destination(ctx.args, app, ctx.config) as dest:
+        runner = AppSync(app, GitSource(ctx.args.cache_dir), dest, ctx.config)
         return await runner.run(options)
 
 
@@ -431,7 +445,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gitops.service import Service, ServiceOptions
+    from gitops.service import ReadAccess, Service, ServiceOptions, WebhookPolicy
 
     try:
         config = load_config(args.config)
@@ -457,6 +471,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         listen=args.listen or config.service.listen,
         webhook_secret=secret,
         builtin_kubeconfig=builtin,
+        read_access=ReadAccess(config.service.read_access),
+        webhooks=WebhookPolicy(allow_unsigned=config.service.allow_unsigned_webhooks),
     )
 
     async def serve() -> int:
@@ -482,6 +498,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"serving {len(config.applications)} Applications; {service.url or 'no HTTP'}",
             flush=True,
         )
+        if service.token_file:
+            print(f"service token: {service.token_file}", flush=True)
         try:
             await stop.wait()
         finally:

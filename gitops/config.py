@@ -40,6 +40,15 @@ from gitops.build import BuildOptions, HelmOptions
 from gitops.build.documents import parse_documents
 from gitops.errors import BuildError, BuildErrors, ConfigError
 from gitops.manifest import Manifest
+from gitops.projects import (
+    BUILTIN_CLUSTER,
+    DEFAULT_PROJECT,
+    Project,
+    allow_all,
+    declared_problems,
+    service_account_name,
+)
+from gitops.projects import application_problems as project_problems
 from kubemodel import fieldpath
 from kubemodel import validation as names
 from kubemodel.names import PREFIX
@@ -197,11 +206,16 @@ def _dns_label(value: str) -> str:
     return value
 
 
+_HELM_RELEASE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+HELM_RELEASE_MAX = 53
+
+
 class HelmSpec(_Model):
     """``source.build.helm``: how a chart is rendered."""
 
     release_name: str = ""
-    """Empty: the Application's name."""
+    """Empty: the Application's name. Helm's rule: a lowercase DNS-1123 subdomain of at
+    most 53 characters (so it can never read as a flag of the helm command)."""
     namespace: str = ""
     """Empty: the destination namespace."""
     values_files: tuple[str, ...] = ()
@@ -209,12 +223,26 @@ class HelmSpec(_Model):
     values: dict[str, Any] = Field(default_factory=dict)
     include_crds: bool = Field(default=True, alias="includeCRDs")
 
+    @field_validator("release_name")
+    @classmethod
+    def _release_name(cls, value: str) -> str:
+        if value and (len(value) > HELM_RELEASE_MAX or not _HELM_RELEASE.fullmatch(value)):
+            raise ValueError(
+                f"releaseName {value!r} is invalid: lowercase letters, digits, '-' and '.', "
+                f"starting and ending with a letter or digit, at most {HELM_RELEASE_MAX} characters"
+            )
+        return value
+
     @field_validator("values_files")
     @classmethod
     def _relative_files(cls, files: tuple[str, ...]) -> tuple[str, ...]:
         for file in files:
-            if not file or PurePosixPath(file).is_absolute():
-                raise ValueError(f"values file {file!r} must be a path relative to the chart")
+            posix = PurePosixPath(file)
+            if not file or posix.is_absolute() or ".." in posix.parts or file.startswith("-"):
+                raise ValueError(
+                    f"values file {file!r} must be a path inside the chart directory "
+                    "(relative, without '..')"
+                )
         return files
 
     @field_validator("namespace")
@@ -313,6 +341,13 @@ def repo_kind(url: str) -> RepoKind:
     )
 
 
+def _reference(value: str) -> str:
+    """A name the operator's config defines (a cluster, credentials)."""
+    if problems := names.is_dns1123_label(value):
+        raise ValueError(f"{value!r} is not a name: {'; '.join(problems)}")
+    return value
+
+
 class Source(_Model):
     """``source``: the repository, revision and directory to build."""
 
@@ -321,7 +356,18 @@ class Source(_Model):
     """A branch, a tag, a semver range over tags or a commit SHA."""
     path: str = "."
     build: BuildSpec = Field(default_factory=BuildSpec)
-    credentials: Credentials | None = None
+    credentials: Credentials | str | None = None
+    """Where the secrets are (environment variables, files: the config's own
+    Applications only), or the name of the config's ``credentials`` entry."""
+
+    @field_validator("credentials")
+    @classmethod
+    def _named_credentials(cls, value: Credentials | str | None) -> Credentials | str | None:
+        return _reference(value) if isinstance(value, str) else value
+
+    @property
+    def credentials_name(self) -> str | None:
+        return self.credentials if isinstance(self.credentials, str) else None
 
     @field_validator("repo_url")
     @classmethod
@@ -354,7 +400,7 @@ class Source(_Model):
     def _credentials_fit_url(self) -> Source:
         kind = repo_kind(self.repo_url)
         creds = self.credentials
-        if creds is None:
+        if creds is None or isinstance(creds, str):
             return self
         if creds.uses_ssh and kind != "ssh":
             raise ValueError("sshKeyFile and knownHostsFile need an ssh repository URL")
@@ -365,10 +411,19 @@ class Source(_Model):
         return self
 
 
+class ClusterAccess(_Model):
+    """``clusters.NAME``: how the operator's named cluster is reached."""
+
+    kubeconfig: str
+    context: str | None = None
+
+
 class Cluster(_Model):
-    """``destination.cluster``: ``builtin`` or ``{kubeconfig: PATH, context: NAME}``."""
+    """``destination.cluster``: ``builtin``, the name of one of the config's ``clusters``,
+    or (the config's own Applications) ``{kubeconfig: PATH, context: NAME}``."""
 
     builtin: bool = False
+    name: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
 
@@ -376,20 +431,27 @@ class Cluster(_Model):
     @classmethod
     def _from_word(cls, value: Any) -> Any:
         if isinstance(value, str):
-            if value != "builtin":
-                raise ValueError(
-                    f"{value!r}: cluster is 'builtin' or {{kubeconfig: PATH, context: NAME}}"
-                )
-            return {"builtin": True}
+            if value == BUILTIN_CLUSTER:
+                return {"builtin": True}
+            return {"name": _reference(value)}
         return value
 
     @model_validator(mode="after")
     def _one_cluster(self) -> Cluster:
-        if self.builtin and (self.kubeconfig or self.context):
-            raise ValueError("the builtin cluster takes no kubeconfig or context")
-        if not self.builtin and not self.kubeconfig:
-            raise ValueError("a cluster needs 'builtin' or a kubeconfig path")
+        if self.builtin and (self.kubeconfig or self.context or self.name):
+            raise ValueError("the builtin cluster takes no kubeconfig, context or name")
+        if self.name and (self.kubeconfig or self.context):
+            raise ValueError("a named cluster takes no kubeconfig or context")
+        if not self.builtin and not self.kubeconfig and not self.name:
+            raise ValueError("a cluster needs 'builtin', a cluster name or a kubeconfig path")
         return self
+
+    @property
+    def label(self) -> str:
+        """How projects name it: ``builtin``, its name, or its kubeconfig path."""
+        if self.builtin:
+            return BUILTIN_CLUSTER
+        return self.name or f"{self.kubeconfig}{'#' + self.context if self.context else ''}"
 
 
 class Destination(_Model):
@@ -462,6 +524,7 @@ class Application(_Model):
     """One Application: a directory of a repository kept applied to a destination."""
 
     name: str
+    project: str = DEFAULT_PROJECT
     source: Source
     destination: Destination = Field(default_factory=Destination)
     interval: Duration = Field(default=180.0, gt=0)
@@ -476,11 +539,19 @@ class Application(_Model):
     depends_on: tuple[str, ...] = ()
     retry: Retry | None = None
     ignore_differences: tuple[IgnoreDifference, ...] = ()
+    service_account_name: str | None = None
+    """Apply as this ServiceAccount of the destination namespace (Kubernetes
+    impersonation), so the cluster's RBAC bounds what the Application can touch."""
 
-    @field_validator("name")
+    @field_validator("name", "project")
     @classmethod
     def _name(cls, value: str) -> str:
         return _dns_label(value)
+
+    @field_validator("service_account_name")
+    @classmethod
+    def _service_account(cls, value: str | None) -> str | None:
+        return service_account_name(value)
 
     @field_validator("depends_on")
     @classmethod
@@ -518,6 +589,10 @@ class Service(_Model):
     webhook_secret_env: str | None = None
     state_dir: str | None = None
     """Empty: the CLI's default state directory."""
+    read_access: Literal["open", "token"] = "open"
+    """``token``: /status, /metrics and /readyz need the service token too."""
+    allow_unsigned_webhooks: bool = False
+    """Accept webhooks without a signature or token; only on a loopback listener."""
 
     @field_validator("webhook_secret_env")
     @classmethod
@@ -617,11 +692,32 @@ class Config(_Model):
     """The whole config file."""
 
     applications: tuple[Application, ...] = ()
+    projects: tuple[Project, ...] = ()
+    clusters: dict[str, ClusterAccess] = Field(default_factory=dict)
+    """Named clusters Applications (and projects) refer to."""
+    credentials: dict[str, Credentials] = Field(default_factory=dict)
+    """Named Git credentials Applications (and projects) refer to."""
     service: Service = Field(default_factory=Service)
+
+    @field_validator("clusters", "credentials")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            _reference(name)
+            if name == BUILTIN_CLUSTER:
+                raise ValueError(f"{name!r} is reserved for the built-in cluster")
+        return value
 
     @model_validator(mode="after")
     def _across_applications(self) -> Config:
         problems = application_problems(self.applications)
+        seen: set[str] = set()
+        for project in self.projects:
+            if project.name in seen:
+                raise ValueError(f"project {project.name!r} is declared twice")
+            seen.add(project.name)
+        for i, app in enumerate(self.applications):
+            problems += [(i, loc, m) for loc, m in self.policy_problems(app)]
         if problems:
             raise _ApplicationProblems(problems)
         return self
@@ -629,12 +725,75 @@ class Config(_Model):
     def application(self, name: str) -> Application | None:
         return next((app for app in self.applications if app.name == name), None)
 
+    def project(self, name: str) -> Project | None:
+        """The project of that name; ``default`` allows everything unless the config
+        defines it."""
+        found = next((p for p in self.projects if p.name == name), None)
+        if found is None and name == DEFAULT_PROJECT:
+            return allow_all()
+        return found
+
+    def project_of(self, app: Application) -> Project:
+        project = self.project(app.project)
+        if project is None:
+            raise ConfigError(f"application {app.name}: unknown project {app.project!r}")
+        return project
+
+    def cluster_access(self, cluster: Cluster) -> ClusterAccess | None:
+        """How a destination cluster is reached (None: the built-in cluster)."""
+        if cluster.builtin:
+            return None
+        if cluster.name is not None:
+            access = self.clusters.get(cluster.name)
+            if access is None:
+                raise ConfigError(f"unknown cluster {cluster.name!r}")
+            return access
+        return ClusterAccess(kubeconfig=cluster.kubeconfig or "", context=cluster.context)
+
+    def credentials_spec(self, app: Application) -> Credentials | None:
+        creds = app.source.credentials
+        if isinstance(creds, str):
+            found = self.credentials.get(creds)
+            if found is None:
+                raise ConfigError(f"application {app.name}: unknown credentials {creds!r}")
+            return found
+        return creds
+
+    def policy_problems(self, app: Application) -> list[tuple[Loc, str]]:
+        """Names ``app`` refers to that the config does not define, and what of it its
+        project does not allow."""
+        problems: list[tuple[Loc, str]] = []
+        project = self.project(app.project)
+        if project is None:
+            return [(("project",), f"unknown project {app.project!r}")]
+        cluster = app.destination.cluster
+        if cluster.name is not None and cluster.name not in self.clusters:
+            problems.append((("destination", "cluster"), f"unknown cluster {cluster.name!r}"))
+        named = app.source.credentials_name
+        if named is not None and named not in self.credentials:
+            problems.append((("source", "credentials"), f"unknown credentials {named!r}"))
+        for message in application_policy(project, app):
+            field, _, text = message.partition(": ")
+            problems.append((tuple(field.split(".")), text))
+        return problems
+
+
+def application_policy(project: Project, app: Application) -> list[str]:
+    """What of ``app`` its project does not allow (``field: message`` each)."""
+    return project_problems(
+        project=project,
+        repo_url=app.source.repo_url,
+        cluster=app.destination.cluster.label,
+        namespace=app.destination.namespace,
+        credentials=app.source.credentials_name,
+    )
+
 
 # --- loading -------------------------------------------------------------------------
 def _all_field_names() -> set[str]:
     models: list[type[BaseModel]] = [
-        HelmSpec, BuildSpec, Credentials, Source, Cluster, Destination, Backoff, Retry,
-        IgnoreDifference, Application, Service, Config,
+        HelmSpec, BuildSpec, Credentials, Source, Cluster, ClusterAccess, Destination,
+        Backoff, Retry, IgnoreDifference, Application, Service, Config, Project,
     ]  # fmt: skip
     return {f.alias or n for m in models for n, f in m.model_fields.items()}
 
@@ -746,14 +905,44 @@ def is_application(manifest: Manifest) -> bool:
     return manifest.kind == "Application" and manifest.key.group == PREFIX
 
 
+def inherit_from(spec: dict[str, Any], parent: Application) -> dict[str, Any]:
+    """An Application declared in a repository without ``source.repoURL`` lives in the
+    same repository (revision and credentials) as the Application that declared it, and
+    in its parent's project unless it names that project itself."""
+    out = dict(spec)
+    out.setdefault("project", parent.project)
+    source = out.get("source")
+    if isinstance(source, dict) and "repoURL" not in source:
+        source = dict(source)
+        source["repoURL"] = parent.source.repo_url
+        source.setdefault("revision", parent.source.revision)
+        if parent.source.credentials is not None and "credentials" not in source:
+            creds = parent.source.credentials
+            source["credentials"] = (
+                creds if isinstance(creds, str) else creds.model_dump(by_alias=True)
+            )
+        out["source"] = source
+    return out
+
+
 def load_applications_from_manifests(
-    manifests: Sequence[Manifest], others: Sequence[Application] = ()
+    manifests: Sequence[Manifest],
+    others: Sequence[Application] = (),
+    *,
+    parent: Application | None = None,
+    config: Config | None = None,
 ) -> list[Application]:
     """The Applications declared among ``manifests`` (app-of-apps); other objects are ignored.
 
     ``others`` are Applications already declared elsewhere (the config's): names must
-    not repeat theirs and ``dependsOn`` may name them. Raises :class:`BuildErrors` with
-    the file and line of each invalid Application."""
+    not repeat theirs and ``dependsOn`` may name them. ``parent`` is the Application
+    whose repository declares them: what they write is checked against its project
+    first (:func:`gitops.projects.declared_problems`: no host paths, kubeconfigs,
+    environment variables, files, local repositories; only names the operator's
+    ``config`` defines and the project allows), then they inherit its repository and
+    project (:func:`inherit_from`) and must stay inside that project. Raises
+    :class:`BuildErrors` with the file and line of each invalid Application."""
+    config = config if config is not None else Config()
     errors: list[BuildError] = []
     found: list[tuple[Application, Manifest]] = []
     for manifest in manifests:
@@ -761,39 +950,48 @@ def load_applications_from_manifests(
             continue
         origin = manifest.origin
         where = f"Application {manifest.name or '<unnamed>'}"
+
+        def error(message: str, origin: Any = origin, where: str = where) -> None:
+            errors.append(BuildError(f"{where}: {message}", file=origin.file, line=origin.line))
+
         if manifest.api_version != APPLICATION_API_VERSION:
-            errors.append(
-                BuildError(
-                    f"{where}: apiVersion {manifest.api_version} is not supported "
-                    f"(use {APPLICATION_API_VERSION})",
-                    file=origin.file,
-                    line=origin.line,
-                )
+            error(
+                f"apiVersion {manifest.api_version} is not supported "
+                f"(use {APPLICATION_API_VERSION})"
             )
             continue
         spec = manifest.obj.get("spec")
         if not isinstance(spec, dict):
-            errors.append(
-                BuildError(f"{where}: spec is required", file=origin.file, line=origin.line)
-            )
+            error("spec is required")
             continue
         if "name" in spec:
-            errors.append(
-                BuildError(
-                    f"{where}: spec.name is not allowed: the name is metadata.name",
-                    file=origin.file,
-                    line=origin.line,
-                )
-            )
+            error("spec.name is not allowed: the name is metadata.name")
             continue
+        if parent is not None:
+            project = config.project_of(parent)
+            refused = declared_problems(
+                spec,
+                parent_project=parent.project,
+                project=project,
+                clusters=sorted(config.clusters),
+                credentials=sorted(config.credentials),
+            )
+            for message in refused:
+                error(message)
+            if refused:
+                continue
+            spec = inherit_from(spec, parent)
         try:
-            found.append((Application.model_validate({**spec, "name": manifest.name}), manifest))
+            app = Application.model_validate({**spec, "name": manifest.name})
         except ValidationError as exc:
             for loc, message in _problems(exc):
                 field = "metadata.name" if loc == ("name",) else f"spec.{_path(loc)}"
-                errors.append(
-                    BuildError(f"{where}: {field}: {message}", file=origin.file, line=origin.line)
-                )
+                error(f"{field}: {message}")
+            continue
+        if parent is not None:
+            for message in application_policy(config.project_of(parent), app):
+                error(f"spec.{message}")
+        found.append((app, manifest))
     if not errors:
         everything = [*others, *(app for app, _ in found)]
         for i, loc, message in application_problems(everything):

@@ -36,8 +36,9 @@ from gitops.build.validate import check_kinds, validate
 from gitops.changeset import Action, ChangeSet, Entry, FieldChange, masked
 from gitops.cluster import Destination, Discovery, ResourceType
 from gitops.config import IgnoreDifference
-from gitops.errors import ClusterError
+from gitops.errors import BuildError, BuildErrors, ClusterError
 from gitops.manifest import APP_LABEL, PRUNE_ANNOTATION, Manifest, ObjectKey
+from gitops.projects import BUILTIN_CLUSTER, Project, object_problem
 
 _CRD_GROUP = "apiextensions.k8s.io"
 _LIST_THRESHOLD = 4
@@ -55,6 +56,11 @@ class PlanOptions:
     force: bool = False
     prune: bool = True
     concurrency: int = 32
+    project: Project | None = None
+    """The Application's project: an object outside it refuses the whole revision
+    (None: no bounds, for tests and benchmarks)."""
+    cluster: str = BUILTIN_CLUSTER
+    """The destination cluster's name, as projects name it."""
 
 
 @dataclass
@@ -136,6 +142,7 @@ def prepare(
     check_kinds(manifests, discovery.known)
     crds = _crd_kinds(manifests)
     prepared: list[tuple[Manifest, dict[str, Any], ResourceType | None]] = []
+    outside: list[BuildError] = []
     for m in manifests:
         rt = discovery.lookup(m.api_version, m.kind)
         namespaced = rt.namespaced if rt else crds.get((m.key.group, m.kind), (set(), True))[1]
@@ -145,9 +152,25 @@ def prepare(
             meta["namespace"] = meta.get("namespace") or options.namespace
         else:
             meta.pop("namespace", None)
+        if options.project is not None:
+            problem = object_problem(
+                options.project,
+                cluster=options.cluster,
+                group=m.key.group,
+                kind=m.kind,
+                namespaced=namespaced,
+                namespace=str(meta.get("namespace") or ""),
+            )
+            if problem is not None:
+                where = f"{m.kind} {meta.get('name')}"
+                outside.append(
+                    BuildError(f"{where}: {problem}", file=m.origin.file, line=m.origin.line)
+                )
         labels = meta.get("labels")
         meta["labels"] = {**(labels if isinstance(labels, dict) else {}), APP_LABEL: options.app}
         prepared.append((Manifest(obj, m.origin), obj, rt))
+    if outside:
+        raise BuildErrors(outside)
     validate([p[0] for p in prepared])
     return prepared
 
@@ -368,7 +391,22 @@ async def _prune_candidates(
             continue
         entry = Entry(key, Action.PRUNED, api_version)
         annotations = (live.get("metadata") or {}).get("annotations") or {}
-        if annotations.get(PRUNE_ANNOTATION) == "disabled":
+        problem = (
+            object_problem(
+                options.project,
+                cluster=options.cluster,
+                group=key.group,
+                kind=key.kind,
+                namespaced=rt.namespaced,
+                namespace=key.namespace,
+            )
+            if options.project is not None
+            else None
+        )
+        if problem is not None:
+            entry.action = Action.SKIPPED
+            entry.message = f"not pruned: {problem}"
+        elif annotations.get(PRUNE_ANNOTATION) == "disabled":
             entry.action = Action.SKIPPED
             entry.message = f"not pruned: annotation {PRUNE_ANNOTATION}=disabled"
         elif not options.prune:

@@ -78,7 +78,10 @@ class AppStatus:
 
 
 def sync_status(result: SyncResult) -> str:
-    if result.error and result.error_phase != "fetch":
+    """``Failed`` when the run failed — including a fetch that failed before any
+    revision was built (nothing can be said in sync); a fetch that failed after a good
+    revision keeps that revision's Synced / OutOfSync (the error is in ``last_error``)."""
+    if result.error and (result.error_phase != "fetch" or not result.revision):
         return "Failed"
     if result.changes.failed:
         return "Failed"

@@ -10,7 +10,11 @@ Application has selfHeal).
 Guarantees: a failed fetch keeps the last good revision (and prunes nothing); a build
 or plan with any invalid object applies nothing; prune only runs when fetch, build and
 every apply succeeded. Every run returns a :class:`SyncResult` (data), which the CLI,
-the service, the reports and the metrics render.
+the service, the reports and the metrics render — also when something unexpected is
+raised inside it (a bug, an OSError, a RecursionError, a MemoryError): that run fails
+with ``internal error in <phase>: <ExceptionType>: <message>`` (:func:`internal_error`,
+not retryable, logged with its traceback), goes no further (nothing more is applied,
+nothing is pruned) and leaves the last good revision as it was.
 
 Blocking work (git, building) runs in a worker thread; everything else is asyncio.
 """
@@ -18,7 +22,6 @@ Blocking work (git, building) runs in a worker thread; everything else is asynci
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import subprocess
 import time
@@ -27,12 +30,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+import structlog
+
 from gitops import apply as applying
 from gitops import plan as planning
 from gitops.build import build
 from gitops.changeset import Action, ChangeSet
 from gitops.cluster import Destination
-from gitops.config import Application, is_application, load_applications_from_manifests
+from gitops.config import (
+    Application,
+    Config,
+    is_application,
+    load_applications_from_manifests,
+)
 from gitops.errors import (
     BuildError,
     BuildErrors,
@@ -44,6 +54,8 @@ from gitops.errors import (
 from gitops.health import Health, HealthStatus
 from gitops.manifest import Manifest
 from gitops.source import GitCredentials, GitSource, Revision, SourceSpec, local_path
+
+log = structlog.get_logger(__name__)
 
 
 class Mode(StrEnum):
@@ -109,9 +121,25 @@ class SyncResult:
         return any(e.changed for e in self.changes.entries)
 
 
-def credentials_for(app: Application) -> GitCredentials | None:
-    """The Application's Git credentials from the environment variables and files it names."""
-    spec = app.source.credentials
+MAX_INTERNAL_DETAIL = 1000
+"""Characters of an unexpected exception's message kept in a status (the log has it all)."""
+
+
+def internal_error(phase: str, exc: BaseException) -> str:
+    """The message of a run that raised something unexpected: our bug, not the input's."""
+    try:
+        detail = str(exc).strip()
+    except Exception:
+        detail = "(the exception cannot be shown)"
+    if len(detail) > MAX_INTERNAL_DETAIL:
+        detail = detail[:MAX_INTERNAL_DETAIL] + "…"
+    return f"internal error in {phase}: {type(exc).__name__}" + (f": {detail}" if detail else "")
+
+
+def credentials_for(app: Application, config: Config | None = None) -> GitCredentials | None:
+    """The Application's Git credentials from the environment variables and files it (or
+    the config's named ``credentials`` entry it refers to) names."""
+    spec = (config or Config()).credentials_spec(app)
     if spec is None:
         return None
 
@@ -179,31 +207,29 @@ def locate(repo_url: str) -> RepoLocation:
     return RepoLocation(top, path.resolve().relative_to(Path(top).resolve()).as_posix())
 
 
-def source_spec(app: Application, location: RepoLocation | None = None) -> SourceSpec:
+def source_spec(
+    app: Application, location: RepoLocation | None = None, config: Config | None = None
+) -> SourceSpec:
     url = location.url if location else app.source.repo_url
-    return SourceSpec(url, app.source.revision, credentials_for(app))
-
-
-def inherit_source(manifest: Manifest, parent: Application) -> Manifest:
-    """An Application declared in a repository without ``source.repoURL`` lives in the
-    same repository (and revision) as the Application that declared it."""
-    obj = copy.deepcopy(manifest.obj)
-    spec = obj.get("spec")
-    if isinstance(spec, dict):
-        source = spec.setdefault("source", {})
-        if isinstance(source, dict) and "repoURL" not in source:
-            source["repoURL"] = parent.source.repo_url
-            source.setdefault("revision", parent.source.revision)
-    return Manifest(obj, manifest.origin)
+    return SourceSpec(url, app.source.revision, credentials_for(app, config))
 
 
 class AppSync:
     """Runs one Application's pipeline against one destination."""
 
-    def __init__(self, app: Application, source: GitSource, dest: Destination) -> None:
+    def __init__(
+        self,
+        app: Application,
+        source: GitSource,
+        dest: Destination,
+        config: Config | None = None,
+    ) -> None:
         self.app = app
         self.source = source
         self.dest = dest
+        self.config = config if config is not None else Config(applications=())
+        """The operator's config: projects, named clusters and credentials."""
+        self.project = self.config.project_of(app)
         self.cache = planning.PlanCache()
         self.last_good: Revision | None = None
         self._manifests: tuple[str, list[Manifest]] | None = None
@@ -228,10 +254,12 @@ class AppSync:
             ignore=a.ignore_differences,
             force=a.force,
             prune=a.prune,
+            project=self.project,
+            cluster=a.destination.cluster.label,
         )
 
     async def fetch(self) -> Revision:
-        spec = source_spec(self.app, await self.location())
+        spec = source_spec(self.app, await self.location(), self.config)
         return await asyncio.to_thread(self.source.fetch, spec)
 
     async def build(self, revision: Revision) -> list[Manifest]:
@@ -242,7 +270,9 @@ class AppSync:
         location = await self.location()
 
         def work() -> list[Manifest]:
-            tree = self.source.checkout(source_spec(self.app, location), revision.commit)
+            tree = self.source.checkout(
+                source_spec(self.app, location, self.config), revision.commit
+            )
             root = tree / location.subdir if location.subdir else tree
             if not root.is_dir():
                 raise BuildError(
@@ -251,8 +281,14 @@ class AppSync:
             return build(root, self.app.source.path, self.app.build_options())
 
         built = await asyncio.to_thread(work)
-        declared = [inherit_source(m, self.app) for m in built if is_application(m)]
-        self.children = load_applications_from_manifests(declared, self.others) if declared else []
+        declared = [m for m in built if is_application(m)]
+        self.children = (
+            load_applications_from_manifests(
+                declared, self.others, parent=self.app, config=self.config
+            )
+            if declared
+            else []
+        )
         manifests = [m for m in built if not is_application(m)]
         self._manifests = (revision.commit, manifests)
         return manifests
@@ -364,6 +400,17 @@ class AppSync:
                 phase.value,
                 exc.retryable,
             )
+            return result
+        except Exception as exc:  # a bug, not the input's fault: report it, keep going
+            message = internal_error(phase.value, exc)
+            log.error(
+                "run crashed", app=self.app.name, phase=phase.value, error=message, exc_info=exc
+            )
+            result.error, result.error_phase, result.retryable = message, phase.value, False
+            result.error_file = result.error_line = None
+            # What was cached on the way may be half-made: build and plan afresh next time.
+            self._manifests = None
+            self.cache.unchanged.clear()
             return result
         finally:
             result.seconds = round(time.perf_counter() - t0, 4)

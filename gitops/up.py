@@ -27,9 +27,11 @@ from typing import Any
 from gitops.commands import xdg_state_dir
 from gitops.config import Application, Config
 from gitops.errors import ConfigError, GitopsError
+from gitops.projects import BUILTIN_CLUSTER, GroupKind, Project, ProjectDestination
 from gitops.status import AppStatus
 
 ROOT_APP = "root"
+ROOT_PROJECT = "root"
 
 
 def bundled_examples() -> Path | None:
@@ -63,6 +65,81 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1:8080",
         help="the service's HTTP endpoints (/status, /metrics, /webhook…) (default: %(default)s)",
     )
+    parser.add_argument(
+        "--allow-unsigned-webhooks",
+        action="store_true",
+        help="accept POST /webhook without a signature or the service token (only with a "
+        "loopback --listen)",
+    )
+    bounds = parser.add_argument_group(
+        "the root project (what the repository may do; see the README's security model)"
+    )
+    bounds.add_argument(
+        "--allow-repo",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="another repository URL pattern Applications declared in the repository may "
+        "fetch (repeatable; default: only the root repository)",
+    )
+    bounds.add_argument(
+        "--allow-namespace",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a namespace pattern they may deploy to (repeatable; default: every namespace)",
+    )
+    bounds.add_argument(
+        "--allow-cluster-kind",
+        action="append",
+        default=None,
+        metavar="GROUP/KIND",
+        help="a cluster-scoped kind they may apply, e.g. /Namespace or "
+        "rbac.authorization.k8s.io/ClusterRole (repeatable; default: every kind, '-' none)",
+    )
+    bounds.add_argument(
+        "--deny-kind",
+        action="append",
+        default=[],
+        metavar="GROUP/KIND",
+        help="a namespaced kind they may not apply (repeatable), e.g. /Secret",
+    )
+
+
+def _group_kind(text: str) -> GroupKind:
+    group, sep, kind = text.rpartition("/")
+    if not sep or not kind:
+        raise ConfigError(f"{text!r} is not GROUP/KIND (the core group is empty: /Namespace)")
+    return GroupKind(group=group, kind=kind)
+
+
+def root_project(args: argparse.Namespace, root: Application) -> Project:
+    """The project of ``gitops up``'s root Application, from the flags: its own
+    repository (and ``--allow-repo``), the built-in cluster (``--allow-namespace``,
+    default every namespace), cluster-scoped kinds (``--allow-cluster-kind``, default
+    all), no host credentials."""
+    kinds = args.allow_cluster_kind
+    if kinds is None:
+        cluster_kinds: tuple[GroupKind, ...] = (GroupKind(group="*", kind="*"),)
+    else:
+        cluster_kinds = tuple(_group_kind(k) for k in kinds if k != "-")
+    return Project(
+        name=ROOT_PROJECT,
+        description="gitops up: the root repository on the built-in cluster",
+        source_repos=(root.source.repo_url, *args.allow_repo),
+        destinations=tuple(
+            ProjectDestination(cluster=BUILTIN_CLUSTER, namespace=pattern)
+            for pattern in (args.allow_namespace or ["*"])
+        ),
+        cluster_resource_whitelist=cluster_kinds,
+        namespace_resource_blacklist=tuple(_group_kind(k) for k in args.deny_kind),
+    )
+
+
+def root_config(args: argparse.Namespace) -> Config:
+    """The service config of ``gitops up``: the root Application in the root project."""
+    root = root_application(args)
+    return Config(applications=(root,), projects=(root_project(args, root),))
 
 
 def root_application(args: argparse.Namespace) -> Application:
@@ -79,6 +156,7 @@ def root_application(args: argparse.Namespace) -> Application:
     return Application.model_validate(
         {
             "name": ROOT_APP,
+            "project": ROOT_PROJECT,
             "source": {"repoURL": repo, "revision": args.revision, "path": path or "."},
             "interval": args.interval,
             "prune": True,
@@ -151,14 +229,15 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
-    from gitops.service import Service, ServiceOptions
+    from gitops.service import Service, ServiceOptions, WebhookPolicy
     from runtime.cluster import Cluster, ClusterError
 
     try:
-        root = root_application(args)
+        config = root_config(args)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    root = config.applications[0]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -177,12 +256,13 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
     print(f"kubeconfig: {kubeconfig}\n  export KUBECONFIG={kubeconfig}", flush=True)
     print(f"repository: {root.source.repo_url} path {root.source.path}", flush=True)
     service = Service(
-        Config(applications=(root,)),
+        config,
         ServiceOptions(
             state_dir=args.state_dir,
             listen=args.listen,
             builtin_kubeconfig=kubeconfig,
             webhook_secret=os.environ.get("GITOPS_WEBHOOK_SECRET") or None,
+            webhooks=WebhookPolicy(allow_unsigned=args.allow_unsigned_webhooks),
         ),
     )
     code = 0
@@ -190,6 +270,12 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
         await service.start()
         if service.url:
             print(f"service: {service.url}/status", flush=True)
+        if service.token_file:
+            print(
+                f"service token: {service.token_file} (send it as "
+                '"Authorization: Bearer $(cat FILE)" to POST /webhook)',
+                flush=True,
+            )
         with Summary() as summary:
             while not stop.is_set():
                 pods = (0, 0)

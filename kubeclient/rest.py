@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
+from multidict import CIMultiDict
 
 from kubeclient.auth import (
     Credential,
@@ -105,6 +106,18 @@ class ClusterConfig:
     tls_server_name: str = ""
     proxy_url: str = ""
     exec_provider: ExecProvider | None = None
+    impersonate: str = ""
+    """Send every request as this user (``Impersonate-User``; kubeconfig ``as``), e.g.
+    ``system:serviceaccount:ns:name``: the cluster then checks that user's rights."""
+    impersonate_groups: tuple[str, ...] = ()
+    """``Impersonate-Group`` headers (kubeconfig ``as-groups``)."""
+
+    def impersonation_headers(self) -> list[tuple[str, str]]:
+        if not self.impersonate:
+            return []
+        return [("Impersonate-User", self.impersonate)] + [
+            ("Impersonate-Group", group) for group in self.impersonate_groups
+        ]
 
     def ssl_context(self, credential: Credential | None = None) -> ssl.SSLContext | bool:
         """TLS for the server; a client certificate from ``credential`` (an exec
@@ -210,6 +223,8 @@ def load_kubeconfig(path: Path, context: str | None = None) -> ClusterConfig:
         tls_server_name=tls_server_name,
         proxy_url=proxy_url,
         exec_provider=provider,
+        impersonate=str(user.get("as") or ""),
+        impersonate_groups=tuple(str(g) for g in user.get("as-groups") or ()),
     )
 
 
@@ -268,16 +283,16 @@ class Client:
             self._session = self._new_session(None)
 
     def _new_session(self, credential: Credential | None) -> aiohttp.ClientSession:
-        headers = {
-            "User-Agent": self.config.user_agent,
-            "Accept": JSON_CT,
-            **self.config.extra_headers,
-        }
+        headers: CIMultiDict[str] = CIMultiDict(
+            {"User-Agent": self.config.user_agent, "Accept": JSON_CT, **self.config.extra_headers}
+        )
         if self.config.token:
             headers["Authorization"] = f"Bearer {self.config.token}"
         elif self.config.username or self.config.password:
             pair = f"{self.config.username}:{self.config.password}".encode()
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        for name, value in self.config.impersonation_headers():
+            headers.add(name, value)
         connector = aiohttp.TCPConnector(
             limit=self._connections, ssl=self.config.ssl_context(credential)
         )

@@ -21,6 +21,19 @@ are added, updated or removed.
 
 Suspended Applications are not run (their status says Suspended). Removing an
 Application stops its jobs; its objects stay in the cluster.
+
+A run that raises anything unexpected (a bug: not a :class:`~gitops.errors.GitopsError`)
+is recorded as a failed run like any other — ``internal error in <phase>:
+<ExceptionType>: <message>``, not retried, logged with its traceback — and counts as a
+completed run for ``/readyz``; the Application keeps its last good revision and nothing
+is pruned (:meth:`gitops.sync.AppSync.run` catches what happens inside the pipeline,
+:meth:`Service._loop_app` what happens around it).
+
+The HTTP endpoints need the API token for ``POST /webhook`` (unless the webhook is
+signed) and, with ``read_access=ReadAccess.TOKEN``, for the reads
+(:mod:`gitops.service.http`). Unless :attr:`ServiceOptions.api_token` is given, the
+token is :func:`~gitops.service.auth.load_or_create_token`'s (``state_dir/service-token``,
+0600): :attr:`Service.token_file` names it for the CLI to print.
 """
 
 from __future__ import annotations
@@ -37,10 +50,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from gitops.changeset import use_mask_key
 from gitops.config import Application, Config
 from gitops.errors import ConfigError, GitopsError
+from gitops.service.auth import (
+    ReadAccess,
+    WebhookPolicy,
+    check_listener,
+    check_token,
+    load_or_create_token,
+    token_path,
+)
 from gitops.service.destinations import Destinations
-from gitops.service.http import HttpServer, serve
+from gitops.service.http import Access, HttpServer, serve, split_listen
 from gitops.service.logs import MAX_LOGGED_OBJECTS, log_result
 from gitops.service.metrics import Metrics
 from gitops.service.policy import (
@@ -55,7 +77,7 @@ from gitops.service.policy import (
 from gitops.service.watchers import RepoWatchers
 from gitops.source import GitSource, Revision, WebhookPush, matches
 from gitops.status import HISTORY_LIMIT, AppStatus, StatusStore
-from gitops.sync import AppSync, Mode, RunOptions, SyncResult
+from gitops.sync import AppSync, Mode, RunOptions, SyncResult, internal_error
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +89,16 @@ class ServiceOptions:
     listen: str | None = "127.0.0.1:8080"
     """Address of the HTTP endpoints (port 0: any free port); ``None``: no HTTP server."""
     webhook_secret: str | None = None
+    """The shared secret webhooks are signed with (GitHub, Gitea) or carry (GitLab)."""
+    api_token: str | None = None
+    """The bearer token of ``POST /webhook`` (and of the reads with
+    ``read_access=TOKEN``); ``None``: the one in ``state_dir/service-token``, generated
+    there (0600) on the first start with an HTTP listener."""
+    read_access: ReadAccess = ReadAccess.OPEN
+    """Whether ``/status``, ``/metrics`` and ``/readyz`` need the token (``/healthz`` never)."""
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    """Unsigned webhooks (refused unless allowed, and allowed on loopback only) and the
+    replay window."""
     builtin_kubeconfig: Path | None = None
     """The kubeconfig of the destination ``builtin``; without it such runs fail."""
     max_concurrent: int = 4
@@ -101,6 +133,10 @@ class _Slot:
     status: AppStatus | None = None
     retry: RetryTracker = field(default_factory=RetryTracker)
     retry_at: datetime | None = None
+    phase: str = ""
+    """What the run in progress is doing: ``destination``, ``fetch`` (choosing the
+    mode), ``run`` (:meth:`AppSync.run`, which records its own phase), ``record``,
+    ``declared applications`` (app-of-apps)."""
     heal: HealGuard = field(default_factory=lambda: HealGuard(5.0, 180.0))
     task: asyncio.Task[None] | None = None
     watch: tuple[Path, str] | None = None
@@ -124,7 +160,7 @@ class Service:
         self.options = options
         self.metrics = Metrics()
         self._slots: dict[str, _Slot] = {}
-        self._destinations = Destinations(options.builtin_kubeconfig)
+        self._destinations = Destinations(options.builtin_kubeconfig, config)
         self._watchers: RepoWatchers | None = None
         self._store: StatusStore | None = None
         self._source: GitSource | None = None
@@ -135,6 +171,8 @@ class Service:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recording: set[asyncio.Future[AppStatus | None]] = set()
         self._started = False
+        self._token: str | None = None
+        self._token_file: Path | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -152,16 +190,38 @@ class Service:
             "service started",
             applications=len(self._slots),
             url=self.url,
+            token_file=str(self._token_file) if self._token_file else None,
             state_dir=str(self.options.state_dir),
             max_concurrent=self.options.max_concurrent,
         )
 
+    def _check_http(self) -> str | None:
+        """The listener's host, after refusing an unsafe webhook policy."""
+        listen = self.options.listen
+        if listen is None:
+            return None
+        try:
+            host, _ = split_listen(listen)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        check_listener(host, self.options.webhooks)
+        return host
+
     async def _open(self) -> None:
+        host = self._check_http()
+        if host is not None:
+            if self.options.api_token is not None:
+                self._token = check_token(self.options.api_token)
+            else:
+                self._token = await asyncio.to_thread(load_or_create_token, self.options.state_dir)
+                self._token_file = token_path(self.options.state_dir)
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Condition()
         self._watchers = RepoWatchers(self._loop, self._on_commit)
         state = self.options.state_dir
-        state.mkdir(parents=True, exist_ok=True)
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Secret stand-ins in diffs stay comparable across runs, keyed by the state dir.
+        await asyncio.to_thread(use_mask_key, state)
         self._store = await asyncio.to_thread(StatusStore, state / "status.sqlite")
         self._source = await asyncio.to_thread(GitSource, state / "git")
         self._scheduler = AsyncIOScheduler(
@@ -171,10 +231,17 @@ class Service:
         )
         self._scheduler.start()
         for app in self.config.applications:
-            with contextlib.suppress(GitopsError):
-                await self._destinations.get(app)  # errors are reported by the app's runs
+            # Errors (even unexpected ones) are reported by the Application's runs.
+            with contextlib.suppress(Exception):
+                await self._destinations.get(app)
         if self.options.listen is not None:
-            self._http = await serve(self, self.options.listen, self.options.webhook_secret)
+            access = Access(
+                token=self._token,
+                webhook_secret=self.options.webhook_secret,
+                reads=self.options.read_access,
+                webhooks=self.options.webhooks,
+            )
+            self._http = await serve(self, self.options.listen, access)
         for app in self.config.applications:
             await self._add(app, None, "start")
 
@@ -208,6 +275,18 @@ class Service:
     @property
     def url(self) -> str | None:
         return self._http.url if self._http is not None else None
+
+    @property
+    def api_token(self) -> str | None:
+        """The bearer token the HTTP endpoints accept (``None`` before :meth:`start` or
+        without a listener). Never logged."""
+        return self._token
+
+    @property
+    def token_file(self) -> Path | None:
+        """The file the token was read from or written to (``None`` when it was given in
+        :attr:`ServiceOptions.api_token`, or without a listener)."""
+        return self._token_file
 
     # --- triggers --------------------------------------------------------------------
     async def trigger(self, app: str, reason: str) -> None:
@@ -310,10 +389,22 @@ class Service:
             before = predecessor.task if predecessor is not None else None
             slot.task = asyncio.create_task(self._loop_app(slot, before), name=f"app:{app.name}")
             self._schedule_interval(app)
-            assert self._watchers is not None
-            slot.watch = await self._watchers.watch(app)
+            slot.watch = await self._watch(app)
             self._request(slot, reason)
         await self._notify()
+
+    async def _watch(self, app: Application) -> tuple[Path, str] | None:
+        """Watch ``app``'s local repository; one that cannot be watched (missing, not a
+        repository) is only logged: the Application's runs report the problem."""
+        assert self._watchers is not None
+        try:
+            return await self._watchers.watch(app)
+        except GitopsError as exc:
+            log.warning("cannot watch the repository", app=app.name, error=str(exc))
+        except Exception as exc:
+            message = internal_error("watch", exc)
+            log.error("cannot watch the repository", app=app.name, error=message, exc_info=exc)
+        return None
 
     async def _remove(self, name: str, *, forget: bool = True) -> _Slot | None:
         """Stop ``name``'s jobs and watcher; its run in progress finishes first. With
@@ -397,7 +488,9 @@ class Service:
     async def _appsync(self, slot: _Slot) -> AppSync:
         if slot.sync is None:
             assert self._source is not None
-            slot.sync = AppSync(slot.app, self._source, await self._destinations.get(slot.app))
+            slot.sync = AppSync(
+                slot.app, self._source, await self._destinations.get(slot.app), self.config
+            )
             # Applications a repository declares may depend on the config's.
             slot.sync.others = tuple(self.config.applications)
         return slot.sync
@@ -438,13 +531,42 @@ class Service:
                 if slot.gone():
                     return
                 slot.running = True
+                slot.phase = "destination"
                 try:
                     await self._run_once(slot, reasons)
-                except Exception:
-                    log.exception("run crashed", app=slot.app.name)
+                except Exception as exc:
+                    await self._crashed(slot, reasons, exc)
                 finally:
                     slot.running = False
             await self._notify()
+
+    async def _crashed(self, slot: _Slot, reasons: list[str], exc: Exception) -> None:
+        """Record a run that raised something unexpected as a failed run of the phase it
+        was in; it counts as a completed run (readiness) even if recording fails too."""
+        phase = slot.phase
+        message = internal_error(phase, exc)
+        log.error("run crashed", app=slot.app.name, phase=phase, error=message, exc_info=exc)
+        result = SyncResult(
+            slot.app.name,
+            Mode.SYNC,
+            error=message,
+            error_phase=phase,
+            retryable=False,
+            started_at=_now(),
+        )
+        counted = slot.runs
+        try:
+            await self._finish(slot, result, reasons)  # no revision: no children to update
+        except Exception as again:
+            log.error(
+                "crashed run not recorded",
+                app=slot.app.name,
+                error=internal_error("record", again),
+                exc_info=again,
+            )
+        finally:
+            if slot.runs == counted:
+                slot.runs += 1
 
     async def _mode(self, slot: _Slot, sync: AppSync) -> RunOptions:
         """The run's mode, and the revision fetched to choose it (the run reuses it)."""
@@ -455,6 +577,10 @@ class Service:
                 fetched = await sync.fetch()
             except GitopsError:
                 fetched = None  # the run fetches again and reports the error
+            except Exception as exc:  # a bug: the run fetches again and records it
+                message = internal_error("fetch", exc)
+                log.error("fetch crashed", app=slot.app.name, error=message, exc_info=exc)
+                fetched = None
         held = slot.app.self_heal and slot.heal.held(time.monotonic())
         mode = choose_mode(fetched.commit if fetched else None, applied, heal_held=held)
         return RunOptions(mode, revision=fetched)
@@ -473,9 +599,12 @@ class Service:
                 started_at=_now(),
             )
         else:
+            slot.phase = "fetch"
             options = await self._mode(slot, sync)
             log.debug("run started", app=app.name, mode=options.mode.value, reasons=reasons)
+            slot.phase = "run"
             result = await sync.run(options)
+        slot.phase = "record"
         await self._finish(slot, result, reasons)
 
     async def _record(self, result: SyncResult) -> AppStatus | None:
@@ -494,6 +623,8 @@ class Service:
         return await asyncio.shield(future)
 
     async def _finish(self, slot: _Slot, result: SyncResult, reasons: list[str]) -> None:
+        """Record, count and log a run, schedule its retry or self-heal check, and update
+        the Applications its repository declares."""
         app = slot.app
         slot.status = await self._record(result)
         slot.runs += 1
@@ -524,4 +655,5 @@ class Service:
                     objects=healed[:MAX_LOGGED_OBJECTS],
                 )
         if result.revision and result.error_phase not in ("fetch", "build", "destination"):
+            slot.phase = "declared applications"
             await self._reconcile_children(slot)

@@ -32,6 +32,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 import git
 import structlog
 
+from gitops.childenv import git_env
 from gitops.errors import SourceError
 from gitops.source.credentials import (
     CommandAuth,
@@ -233,7 +235,7 @@ class GitSource:
     def _clone(self, repo_dir: Path, url: str, auth: CommandAuth, wants_head: bool) -> None:
         tmp = repo_dir.with_name(f"{repo_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
-            git.Repo.init(tmp, bare=True).close()
+            _execute(tmp, ["init", "--bare", "--quiet"], {})
             self._git(tmp, ["config", "remote.origin.url", url])
             self._fetch(tmp, url, auth, wants_head)
             tmp.rename(repo_dir)
@@ -397,13 +399,27 @@ class GitSource:
 def _execute(
     repo_dir: Path, args: list[str], env: Mapping[str, str], timeout: float | None = None
 ) -> str:
-    out = git.Git(str(repo_dir)).execute(
-        ["git", *args],
-        env={"GIT_DIR": str(repo_dir), **env},
-        kill_after_timeout=timeout,
-    )
-    assert isinstance(out, str)
-    return out
+    """One git command on the cache's repository, in a clean environment
+    (:func:`gitops.childenv.git_env`: none of the reconciler's secrets, no host git
+    config); raises :class:`git.GitCommandError` as GitPython would."""
+    command = ["git", *args]
+    try:
+        done = subprocess.run(
+            command,
+            env=git_env({"GIT_DIR": str(repo_dir), **env}),
+            cwd=str(repo_dir) if repo_dir.is_dir() else None,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise git.GitCommandError(command, -9, f"stderr: 'timed out after {timeout:g} s'") from None
+    except OSError as exc:
+        raise git.GitCommandError(command, 127, f"stderr: '{exc}'") from None
+    if done.returncode != 0:
+        raise git.GitCommandError(command, done.returncode, done.stderr.decode(errors="replace"))
+    return done.stdout.decode(errors="replace").rstrip("\n")
 
 
 def _stderr(e: git.GitCommandError) -> str:

@@ -13,13 +13,21 @@ endpoint (built elsewhere) answers with the status of a :class:`WebhookRejected`
   marks the delivery successful and does not retry it.
 
 Signatures are checked before the event type, so an unauthenticated caller learns
-nothing. With ``secret=None`` nothing is verified (for local setups only).
+nothing. With ``secret=None`` nothing is verified: the caller (the service's HTTP
+endpoint) has authenticated the request otherwise (its API token) or explicitly allows
+unsigned webhooks on a loopback listener.
+
+Each push carries the provider's delivery ID (:func:`delivery_id`; ``""`` without one)
+and whether its body's HMAC signature was verified (``signed``), so the endpoint can
+ignore replayed deliveries (:mod:`gitops.service.replay`).
 
 Providers: GitHub (``X-GitHub-Event``, ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256>``,
 JSON or form-encoded ``payload=``), GitLab (``X-Gitlab-Event: Push Hook`` / ``Tag Push
 Hook``, ``X-Gitlab-Token`` equal to the secret), Gitea and Forgejo (``X-Gitea-Event`` /
 ``X-Forgejo-Event: push``, ``X-Gitea-Signature`` / ``X-Forgejo-Signature``: hex
-HMAC-SHA256). Gitea also sends GitHub's headers; its own win.
+HMAC-SHA256). Gitea also sends GitHub's headers; its own win. Delivery IDs: GitHub
+``X-GitHub-Delivery``; GitLab ``Idempotency-Key`` (17.4+), ``X-Gitlab-Event-UUID``,
+``X-Gitlab-Webhook-UUID``; Gitea ``X-Gitea-Delivery``, Forgejo ``X-Forgejo-Delivery``.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,6 +70,11 @@ class WebhookPush:
     ref: str
     after: str
     """The new commit; ``""`` when the ref was deleted."""
+    delivery: str = field(default="", compare=False)
+    """The provider's ID of this delivery (:func:`delivery_id`); ``""`` without one."""
+    signed: bool = field(default=False, compare=False)
+    """The body's HMAC signature was verified (GitHub, Gitea, Forgejo with a secret);
+    GitLab's token does not sign the body."""
 
     @property
     def deleted(self) -> bool:
@@ -76,20 +89,52 @@ class WebhookPush:
         return self.ref.removeprefix("refs/tags/") if self.ref.startswith("refs/tags/") else None
 
 
+_DELIVERY_HEADERS = {
+    "gitea": ("x-gitea-delivery", "x-forgejo-delivery"),
+    "forgejo": ("x-forgejo-delivery", "x-gitea-delivery"),
+    "gitlab": ("idempotency-key", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid"),
+    "github": ("x-github-delivery",),
+}
+MAX_DELIVERY_ID = 200
+"""Longer delivery IDs are cut (they are only compared, and logged)."""
+
+
+def _provider(h: Mapping[str, str]) -> str | None:
+    for name in ("gitea", "forgejo", "gitlab", "github"):
+        if f"x-{name}-event" in h:
+            return name
+    return None
+
+
+def delivery_id(headers: Mapping[str, str]) -> str:
+    """The provider's ID of a webhook delivery (the same on a redelivery); ``""`` when
+    the request has none."""
+    h = {k.lower(): v for k, v in headers.items()}
+    provider = _provider(h)
+    for name in _DELIVERY_HEADERS.get(provider or "", ()):
+        value = h.get(name, "").strip()
+        if value:
+            return value[:MAX_DELIVERY_ID]
+    return ""
+
+
 def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str | None) -> WebhookPush:
     """The push a webhook request announces; :class:`WebhookRejected` otherwise."""
     h = {k.lower(): v for k, v in headers.items()}
-    for name in ("gitea", "forgejo"):
-        if f"x-{name}-event" in h:
-            _check_hmac(h.get(f"x-{name}-signature"), body, secret, prefix="")
-            return _gitea(h[f"x-{name}-event"], _json(h, body))
-    if "x-gitlab-event" in h:
+    provider = _provider(h)
+    if provider in ("gitea", "forgejo"):
+        _check_hmac(h.get(f"x-{provider}-signature"), body, secret, prefix="")
+        push = _gitea(h[f"x-{provider}-event"], _json(h, body))
+    elif provider == "gitlab":
         _check_token(h.get("x-gitlab-token"), secret)
-        return _gitlab(h["x-gitlab-event"], _json(h, body))
-    if "x-github-event" in h:
+        push = _gitlab(h["x-gitlab-event"], _json(h, body))
+    elif provider == "github":
         _check_hmac(h.get("x-hub-signature-256"), body, secret, prefix="sha256=")
-        return _github(h["x-github-event"], _json(h, body))
-    raise WebhookRejected(400, "not a GitHub, GitLab or Gitea webhook (no event header)")
+        push = _github(h["x-github-event"], _json(h, body))
+    else:
+        raise WebhookRejected(400, "not a GitHub, GitLab or Gitea webhook (no event header)")
+    signed = secret is not None and provider != "gitlab"
+    return replace(push, delivery=delivery_id(h), signed=signed)
 
 
 def _check_hmac(signature: str | None, body: bytes, secret: str | None, prefix: str) -> None:

@@ -309,3 +309,75 @@ def test_drift_is_healed_with_backoff_or_reported_and_dependencies_run_first(
 
     with capture_logs() as logs:
         asyncio.run(body(logs))
+
+
+def test_a_run_that_crashes_while_applying_keeps_the_last_good_state_and_the_service_ready(
+    cluster: ClusterProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops import sync as syncing
+
+    repo = make_repo(tmp_path / "repo")
+    commit(
+        repo,
+        {
+            "deploy/app/cm.yaml": configmap("demo", "one"),
+            "deploy/app/extra.yaml": configmap("extra", "kept"),
+        },
+        "first",
+    )
+    (repo / "deploy/app/extra.yaml").unlink()
+    options = ServiceOptions(
+        state_dir=tmp_path / "state",
+        listen="127.0.0.1:0",
+        builtin_kubeconfig=cluster.kubeconfig,
+    )
+    real_apply = syncing.applying.apply
+
+    async def broken_apply(*_: object, **__: object) -> object:
+        raise RuntimeError("a bug while applying")
+
+    async def body() -> None:
+        service = Service(config_for(repo), options)
+        await service.start()
+        try:
+            async with (
+                Client(load_kubeconfig(cluster.kubeconfig)) as client,
+                aiohttp.ClientSession() as http,
+            ):
+                await until("the first run recorded", lambda: _true(demo(service).runs >= 1), 30)
+                good = demo(service)
+                assert (good.sync_status, good.revision_message) == ("Synced", "first")
+
+                monkeypatch.setattr(syncing.applying, "apply", broken_apply)
+                commit(repo, {"deploy/app/cm.yaml": configmap("demo", "two")}, "second")
+                await until("the crashed run", lambda: _true(demo(service).runs >= 2), 30)
+                crashed = demo(service)
+                assert crashed.sync_status == "Failed"
+                assert crashed.last_error == (
+                    "internal error in apply: RuntimeError: a bug while applying"
+                )
+                assert crashed.history[0].result == "failed"
+                # Nothing of the second commit applied, nothing pruned.
+                assert await value_of(client, "demo") == "one"
+                assert await value_of(client, "extra") == "kept"
+                async with http.get(f"{service.url}/readyz") as r:
+                    assert r.status == 200, await r.text()
+
+                # Once the bug is gone, the next run syncs the second commit from the
+                # last good one: it applies and prunes.
+                monkeypatch.setattr(syncing.applying, "apply", real_apply)
+                await service.trigger("demo", "test")
+                await until("the recovery", lambda: _is(value_of(client, "demo"), "two"), 30)
+                await until("the prune", lambda: _is_none(value_of(client, "extra")), 30)
+                await until(
+                    "Synced again", lambda: _true(demo(service).sync_status == "Synced"), 30
+                )
+                assert demo(service).last_error == ""
+        finally:
+            await service.stop()
+
+    asyncio.run(body())
+
+
+async def _is_none(value: Any) -> bool:
+    return await value is None

@@ -277,8 +277,11 @@ def test_credentials_must_fit_the_url_scheme(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("destination", "problem"),
     [
-        ("{cluster: prod}", "cluster is 'builtin' or {kubeconfig: PATH, context: NAME}"),
-        ("{cluster: {context: prod}}", "a cluster needs 'builtin' or a kubeconfig path"),
+        ("{cluster: prod}", "unknown cluster 'prod'"),
+        (
+            "{cluster: {context: prod}}",
+            "a cluster needs 'builtin', a cluster name or a kubeconfig path",
+        ),
         ("{namespace: Web}", "is invalid: a lowercase RFC 1123 label must consist of"),
     ],
 )

@@ -13,6 +13,7 @@ from gitops.source.webhook import (
     WebhookIgnored,
     WebhookPush,
     WebhookRejected,
+    delivery_id,
     matches,
     parse_webhook,
     repository_identity,
@@ -206,7 +207,37 @@ def test_malformed_payloads_are_bad_requests(headers: dict[str, str], body: byte
 
 
 def test_without_a_secret_nothing_is_verified() -> None:
-    assert parse_webhook({"X-GitHub-Event": "push"}, github_body(), None).after == AFTER
+    push = parse_webhook({"X-GitHub-Event": "push"}, github_body(), None)
+    assert push.after == AFTER
+    assert not push.signed
+
+
+def test_delivery_ids_are_read_per_provider_and_only_hmac_bodies_count_as_signed() -> None:
+    body = github_body()
+    github = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "X-Hub-Signature-256": "sha256=" + sign(body),
+    }
+    push = parse_webhook(github, body, SECRET)
+    assert push.delivery == "72d3162e-cc78-11e3-81ab-4c9367dc0958" and push.signed
+    unsigned = {k: v for k, v in github.items() if k != "X-Hub-Signature-256"}
+    assert parse_webhook(unsigned, body, None).delivery == push.delivery
+    # The delivery ID and the signature flag are not part of what the push says.
+    assert push == parse_webhook({**github, "X-GitHub-Delivery": "other"}, body, SECRET)
+
+    gitlab = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": SECRET}
+    lab = parse_webhook({**gitlab, "X-Gitlab-Event-UUID": "e-1"}, gitlab_body(), SECRET)
+    assert lab.delivery == "e-1" and not lab.signed  # a token does not sign the body
+    assert delivery_id({**gitlab, "Idempotency-Key": "k-1", "X-Gitlab-Event-UUID": "e-1"}) == "k-1"
+    assert delivery_id({**gitlab, "X-Gitlab-Webhook-UUID": "w-1"}) == "w-1"
+
+    gitea = {"X-Gitea-Event": "push", "X-Gitea-Delivery": "g-1", "X-GitHub-Delivery": "h-1"}
+    assert delivery_id(gitea) == "g-1"  # Gitea's own header wins, as for the signature
+    assert delivery_id({"X-Forgejo-Event": "push", "X-Forgejo-Delivery": "f-1"}) == "f-1"
+    assert delivery_id({"X-GitHub-Event": "push"}) == ""
+    assert delivery_id({"X-GitHub-Delivery": "no event header"}) == ""
+    assert len(delivery_id({"X-GitHub-Event": "push", "X-GitHub-Delivery": "x" * 5000})) == 200
 
 
 def test_repository_urls_are_compared_without_scheme_user_port_suffix_and_case() -> None:
