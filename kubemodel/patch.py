@@ -43,7 +43,10 @@ Deliberate differences from kube-apiserver, all on malformed or ambiguous input:
   ``{'key':'value'}`` array-index extension is not supported. As in evanphx: negative
   array indices count from the end, ``replace`` of a missing object member adds it, a
   missing ``value`` means ``null``, ``test`` of a missing member against ``null`` passes,
-  ``copy`` from a missing object member copies ``null``.
+  ``copy`` from a missing object member copies ``null``. ``max_copy_bytes`` bounds the
+  JSON size of what one patch's ``copy`` operations add (evanphx's
+  ``AccumulatedCopySizeLimit``, kube-apiserver's ``JSONPatchMaxCopyBytes``, 3 MiB there;
+  the build step of the reconciler passes it too); past it the patch is ``422 Invalid``.
 * Strategic merge: directives are resolved everywhere, also inside values that are new
   (kube-apiserver copies new subtrees raw and lets typed decoding drop the ``$`` keys),
   so ``$setElementOrder`` orders a new list, ``{$patch: replace, …}`` on a new key keeps
@@ -245,8 +248,34 @@ def _equal(left: Any, right: Any) -> bool:
 # ======================================================================================
 # RFC 6902 JSON patch (evanphx/json-patch v4 semantics)
 # ======================================================================================
-def json_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Apply an ``application/json-patch+json`` body (a list of operations) to ``obj``."""
+JSON_PATCH_MAX_COPY_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's JSONPatchMaxCopyBytes: what one patch's copies may add (3 MiB)."""
+
+
+@dataclass
+class _CopyBudget:
+    """What the ``copy`` operations of one patch have added so far, in JSON bytes."""
+
+    limit: int | None
+    used: int = 0
+
+    def charge(self, value: Any) -> None:
+        if self.limit is None:
+            return
+        self.used += len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if self.used > self.limit:
+            raise _rejected(
+                "Unable to complete the copy, the accumulated size increase of copy is "
+                f"{self.used}, exceeding the limit {self.limit}"
+            )
+
+
+def json_patch(
+    obj: dict[str, Any], patch: Any, *, max_copy_bytes: int | None = None
+) -> dict[str, Any]:
+    """Apply an ``application/json-patch+json`` body (a list of operations) to ``obj``.
+
+    ``max_copy_bytes`` (None: unlimited) bounds what ``copy`` operations may add."""
     if patch is None:  # decodes to an empty patch
         return dict(_copy(obj))
     if not isinstance(patch, list):
@@ -267,8 +296,9 @@ def json_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
             f"{MAX_JSON_PATCH_OPERATIONS}, got {len(patch)}",
         )
     document: dict[str, Any] = _copy(obj)
+    copies = _CopyBudget(max_copy_bytes)
     for operation in patch:
-        _apply_operation(document, operation or {})
+        _apply_operation(document, operation or {}, copies)
     return document
 
 
@@ -281,7 +311,9 @@ def _string_member(operation: dict[str, Any], name: str, failure: str) -> str:
     return value
 
 
-def _apply_operation(document: dict[str, Any], operation: dict[str, Any]) -> None:
+def _apply_operation(
+    document: dict[str, Any], operation: dict[str, Any], copies: _CopyBudget
+) -> None:
     kind = operation.get("op")
     if not isinstance(kind, str):
         kind = "unknown"
@@ -315,6 +347,7 @@ def _apply_operation(document: dict[str, Any], operation: dict[str, Any]) -> Non
             _remove(parent, key, source)
         else:
             moved = _copy(moved)
+            copies.charge(moved)
         path = _string_member(operation, "path", f"{kind} operation failed to decode path")
         parent, key = _find(document, path)
         if parent is None:

@@ -12,6 +12,10 @@ Any result passes :func:`~gitops.build.validate.validate`, so a build either ret
 objects a cluster can be asked to apply or raises :class:`~gitops.errors.BuildError`
 (several problems at once as :class:`~gitops.errors.BuildErrors`) naming file and line.
 A path that leaves the checkout (``..``, a symbolic link pointing out) is refused.
+
+Everything read is bounded by :mod:`gitops.build.limits` (file and build sizes, nesting,
+YAML aliases, object count and size, kustomize depth): one budget spans the whole
+build, and a limit that is hit fails the build like any invalid input.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from gitops.build import limits
 from gitops.build.helm import HelmOptions, build_helm
 from gitops.build.plain import build_plain
 from gitops.build.validate import check_kinds, validate
@@ -35,6 +40,7 @@ __all__ = [
     "build",
     "check_kinds",
     "detect_kind",
+    "limits",
     "resolve_directory",
 ]
 
@@ -89,15 +95,17 @@ def build(root: Path, path: str, options: BuildOptions = BuildOptions()) -> list
         raise BuildError(
             f"exclude patterns apply to plain directories only, and {where} is built with {kind}"
         )
-    if kind == "plain":
-        manifests = build_plain(checkout, directory, options.exclude)
-    elif kind == "helm":
-        if not (directory / "Chart.yaml").is_file():
-            raise BuildError(f"{where} is not a Helm chart: it has no Chart.yaml")
-        manifests = build_helm(checkout, directory, options.helm)
-    else:
-        from gitops.build.kustomize import build_kustomization
+    with limits.build_budget():
+        if kind == "plain":
+            manifests = build_plain(checkout, directory, options.exclude)
+        elif kind == "helm":
+            if not (directory / "Chart.yaml").is_file():
+                raise BuildError(f"{where} is not a Helm chart: it has no Chart.yaml")
+            manifests = build_helm(checkout, directory, options.helm)
+        else:
+            from gitops.build.kustomize import build_kustomization
 
-        manifests = build_kustomization(checkout, directory)
+            manifests = build_kustomization(checkout, directory)
+    limits.check_objects(manifests)
     validate(manifests)
     return manifests

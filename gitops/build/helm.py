@@ -13,6 +13,8 @@ the chart's ``charts/`` directory: nothing is downloaded (``helm dependency buil
 never run), and helm's own error says which one is missing. Each object's origin is the
 template it came from (helm's ``# Source:`` comment mapped to a path relative to the
 repository root) without a line, because rendered lines are not template lines.
+helm's output counts towards the build's input limit (:mod:`gitops.build.limits`): helm
+is stopped as soon as it prints more than what is left, and values files are size-checked.
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gitops.build import limits
 from gitops.build.documents import load_text, parse_documents
+from gitops.build.validate import is_dns_label
+from gitops.childenv import child_env
 from gitops.errors import BuildError
 from gitops.manifest import Manifest, Origin
 
 INSTALL_URL = "https://helm.sh/docs/intro/install/"
 TIMEOUT_SECONDS = 120.0
 _SEPARATOR = re.compile(r"^---[ \t]*(#.*)?$")
-_SOURCE = re.compile(r"^# Source: (.+?)\s*$")
+_SOURCE = "# Source: "
 _MAX_STDERR = 2000
 
 
@@ -68,11 +73,7 @@ def _relative(path: Path, root: Path) -> str:
 def _chart_name(chart_dir: Path, root: Path) -> str:
     chart_file = chart_dir / "Chart.yaml"
     name = _relative(chart_file, root)
-    try:
-        text = chart_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BuildError(f"cannot read the chart: {exc}", file=name) from None
-    documents = parse_documents(text, name)
+    documents = parse_documents(limits.read_text(chart_file, name), name)
     data = documents[0][0] if documents else None
     chart = data.get("name") if isinstance(data, dict) else None
     if not isinstance(chart, str) or not chart:
@@ -87,25 +88,63 @@ def _values_file(chart_dir: Path, root: Path, value_file: str) -> Path:
         raise BuildError(f"values file {value_file!r} is outside the repository", file=chart_file)
     if not path.is_file():
         raise BuildError(f"values file {value_file!r} does not exist", file=chart_file)
+    limits.check_file_size(path, _relative(path, root))
     return path
+
+
+_RELEASE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+RELEASE_MAX = 53
+
+
+def _check_arguments(release: str, namespace: str, chart_file: str) -> None:
+    """The release name and namespace reach helm's command line: they must be what helm
+    accepts (so never a flag), whoever wrote them."""
+    if len(release) > RELEASE_MAX or not _RELEASE.fullmatch(release):
+        raise BuildError(
+            f"helm release name {release!r} is invalid: lowercase letters, digits, '-' and "
+            f"'.', starting and ending with a letter or digit, at most {RELEASE_MAX} characters",
+            file=chart_file,
+        )
+    if namespace and not is_dns_label(namespace):
+        raise BuildError(f"helm namespace {namespace!r} is not a DNS label", file=chart_file)
 
 
 def _command(
     helm: str, chart_dir: Path, release: str, options: HelmOptions, values: list[Path]
 ) -> list[str]:
-    command = [helm, "template", release, str(chart_dir)]
-    command += ["--namespace", options.namespace or "default", "--skip-tests"]
+    command = [helm, "template", "--namespace", options.namespace or "default", "--skip-tests"]
     if options.include_crds:
         command.append("--include-crds")
     for path in values:
         command += ["--values", str(path)]
-    return command
+    # Positionals after "--": nothing in them is ever read as a flag.
+    return [*command, "--", release, str(chart_dir)]
 
 
-def _run(command: list[str], chart_file: str) -> str:
+def helm_env(home: Path) -> dict[str, str]:
+    """helm's environment: clean (:func:`gitops.childenv.child_env`: none of the
+    reconciler's secrets) with its config, cache and data in an empty directory (no
+    repository credentials or plugins of the host)."""
+    return child_env(
+        {
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        },
+        home=str(home),
+    )
+
+
+def _run(command: list[str], chart_file: str, env: dict[str, str]) -> str:
+    budget = limits.current_budget()
+    allowed = budget.remaining_bytes()
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+        done = limits.run_bounded(
+            command,
+            timeout=TIMEOUT_SECONDS,
+            max_stdout=allowed,
+            max_stderr=_MAX_STDERR + 1,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         error = BuildError(
@@ -117,12 +156,20 @@ def _run(command: list[str], chart_file: str) -> str:
         raise BuildError(
             f"cannot run helm ({command[0]}): {exc.strerror}", file=chart_file
         ) from None
+    if done.too_much:
+        raise BuildError(
+            f"helm template printed more than {allowed:,} bytes, what is left of the build's "
+            f"limit of {limits.MAX_BUILD_BYTES:,} bytes ({limits.describe(limits.MAX_BUILD_BYTES)})",
+            file=chart_file,
+        )
+    budget.charge_bytes(len(done.stdout), chart_file)
     if done.returncode != 0:
-        stderr = done.stderr.strip() or f"exit status {done.returncode}"
+        stderr = done.stderr.decode("utf-8", "replace").strip()
+        stderr = stderr or f"exit status {done.returncode}"
         if len(stderr) > _MAX_STDERR:
             stderr = stderr[:_MAX_STDERR] + " …"
         raise BuildError(f"helm template failed: {stderr}", file=chart_file)
-    return done.stdout
+    return limits.decode(done.stdout, chart_file)
 
 
 def _source_file(source: str, chart_dir: Path, root: Path) -> str:
@@ -143,9 +190,9 @@ def parse_output(text: str, chart_dir: Path, root: Path) -> list[Manifest]:
             segments.append((source, lines))
             lines = []
             continue
-        found = _SOURCE.match(line)
+        found = line.removeprefix(_SOURCE).rstrip() if line.startswith(_SOURCE) else ""
         if found and not any(part.strip() for part in lines):
-            source = _source_file(found.group(1), chart_dir, root)
+            source = _source_file(found, chart_dir, root)
         lines.append(line)
     segments.append((source, lines))
     manifests: list[Manifest] = []
@@ -163,6 +210,11 @@ def parse_output(text: str, chart_dir: Path, root: Path) -> list[Manifest]:
 
 def build_helm(root: Path, chart_dir: Path, options: HelmOptions = HelmOptions()) -> list[Manifest]:
     """Render the chart in ``chart_dir`` (inside ``root``, both resolved) with helm."""
+    with limits.build_budget():
+        return _build_helm(root, chart_dir, options)
+
+
+def _build_helm(root: Path, chart_dir: Path, options: HelmOptions) -> list[Manifest]:
     chart_file = _relative(chart_dir / "Chart.yaml", root)
     helm = helm_binary()
     if helm is None:
@@ -174,11 +226,13 @@ def build_helm(root: Path, chart_dir: Path, options: HelmOptions = HelmOptions()
             file=chart_file,
         )
     release = options.release_name or _chart_name(chart_dir, root)
+    _check_arguments(release, options.namespace, chart_file)
     values = [_values_file(chart_dir, root, value_file) for value_file in options.values_files]
     with tempfile.TemporaryDirectory(prefix="gitops-helm-") as tmp:
         if options.values:
             inline = Path(tmp) / "inline-values.json"
             inline.write_text(json.dumps(dict(options.values)), encoding="utf-8")
             values.append(inline)
-        output = _run(_command(helm, chart_dir, release, options, values), chart_file)
+        command = _command(helm, chart_dir, release, options, values)
+        output = _run(command, chart_file, helm_env(Path(tmp)))
     return parse_output(output, chart_dir, root)

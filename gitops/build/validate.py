@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gitops.build import limits
 from gitops.errors import BuildError, BuildErrors
 from gitops.manifest import Manifest, ObjectKey, Origin
 from kubemodel import validation as names
@@ -143,7 +144,16 @@ def validate(manifests: Sequence[Manifest]) -> None:
         else:
             seen[key] = manifest.origin
     if errors:
-        raise BuildErrors(errors)
+        raise _errors(errors)
+
+
+def _errors(errors: list[BuildError]) -> BuildErrors:
+    """All the problems as one error, listing at most ``MAX_REPORTED_ERRORS`` of them."""
+    shown = limits.MAX_REPORTED_ERRORS
+    if len(errors) > shown:
+        more = BuildError(f"and {len(errors) - shown:,} more problems")
+        errors = [*errors[:shown], more]
+    return BuildErrors(errors)
 
 
 def _crd_versions(manifests: Sequence[Manifest]) -> dict[tuple[str, str], tuple[set[str], Origin]]:
@@ -205,4 +215,4 @@ def check_kinds(manifests: Sequence[Manifest], known: Callable[[str, str], bool]
                 )
             )
     if errors:
-        raise BuildErrors(errors)
+        raise _errors(errors)

@@ -108,6 +108,33 @@ async def until(
         await asyncio.sleep(step)
 
 
+class Repo:
+    """A real Git repository in a temporary directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True
+        )
+        return out.stdout.strip()
+
+    def commit(self, files: dict[str, str | None], message: str) -> str:
+        for name, text in files.items():
+            target = self.path / name
+            if text is None:
+                target.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+        self.git("add", "-A")
+        self.git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
+        return self.git("rev-parse", "HEAD")
+
+
 BRIDGES = ("docker0", "cni-podman0", "podman0")
 
 

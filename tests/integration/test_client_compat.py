@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import ROOT, ClusterProcess, kubectl_binary
+from tests.conftest import ROOT, ClusterProcess
+from tests.integration.harness import kubectl
 
 pytestmark = pytest.mark.integration
 
@@ -210,18 +211,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess
         yield proc
     finally:
         proc.stop()
-
-
-def kubectl(proc: ClusterProcess, *args: str) -> str:
-    out = subprocess.run(
-        [kubectl_binary("1.35"), *args],
-        capture_output=True,
-        text=True,
-        env=proc.env(),
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def run_scenario(proc: ClusterProcess, client_path: Path | None) -> dict[str, Any]:

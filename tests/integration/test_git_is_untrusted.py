@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,38 +22,11 @@ from gitops.config import Config
 from gitops.source import GitSource
 from gitops.sync import AppSync, Mode, RunOptions, SyncResult
 from tests.conftest import ClusterProcess
-from tests.integration.harness import kubectl
+from tests.integration.harness import Repo, kubectl
 
 pytestmark = pytest.mark.integration
 
 SYNC = RunOptions(Mode.SYNC, timeout=30)
-
-
-class Repo:
-    """A real Git repository in a temporary directory."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        out = subprocess.run(
-            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True
-        )
-        return out.stdout.strip()
-
-    def commit(self, files: dict[str, str | None], message: str = "change") -> str:
-        for name, text in files.items():
-            target = self.path / name
-            if text is None:
-                target.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
-        self.git("add", "-A")
-        self.git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
-        return self.git("rev-parse", "HEAD")
 
 
 def configmap(name: str, namespace: str | None = None) -> str:
@@ -394,3 +367,48 @@ def test_a_project_allowing_team_a_only_refuses_a_commit_reaching_team_b_or_a_cl
     result, _ = run(cluster, config, "team-a", tmp_path / "cache")
     assert result.ok, result.error
     assert "mine" in configmaps(cluster, "team-a")
+
+
+def test_a_kustomize_env_line_without_a_value_never_copies_the_reconcilers_variable(
+    namespaces: ClusterProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITOPS_WEBHOOK_SECRET", "s3cret-webhook")
+    repo = Repo(tmp_path / "repo")
+    repo.commit(
+        {
+            "root/kustomization.yaml": (
+                "namespace: untrusted\nconfigMapGenerator:\n"
+                "- name: leak\n  envs: [app.env]\n  options: {disableNameSuffixHash: true}\n"
+            ),
+            "root/app.env": "GITOPS_WEBHOOK_SECRET\n",
+        }
+    )
+    result, _ = run(namespaces, root_config(repo.path), "root", tmp_path / "cache")
+    assert result.ok, result.error
+    data = kubectl(namespaces, "get", "cm", "leak", "-n", "untrusted", "-o", "jsonpath={.data}")
+    assert "s3cret-webhook" not in data
+    assert data == '{"GITOPS_WEBHOOK_SECRET":""}'
+
+
+def test_an_alias_bomb_is_refused_while_loading_with_its_file_and_nothing_applied(
+    namespaces: ClusterProcess, tmp_path: Path
+) -> None:
+    levels = ["a: &a [x,x,x,x,x,x,x,x,x]"]
+    for i in range(1, 9):
+        previous = chr(ord("a") + i - 1)
+        levels.append(
+            f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [" + ",".join([f"*{previous}"] * 9) + "]"
+        )
+    bomb = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  x: y\n"
+        + "\n".join(levels)
+        + "\n"
+    )
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"root/ok.yaml": configmap("fine"), "root/bomb.yaml": bomb})
+    started = time.monotonic()
+    result, _ = run(namespaces, root_config(repo.path), "root", tmp_path / "cache")
+    assert time.monotonic() - started < 30
+    assert not result.ok and result.error_phase == "build"
+    assert "root/bomb.yaml" in result.error and "alias" in result.error.lower()
+    assert "fine" not in configmaps(namespaces, "untrusted")

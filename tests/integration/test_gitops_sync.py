@@ -21,7 +21,7 @@ from gitops.config import Application
 from gitops.source import GitSource
 from gitops.sync import AppSync, Mode, RunOptions, SyncResult
 from tests.conftest import ROOT, ClusterProcess
-from tests.integration.harness import kubectl, started
+from tests.integration.harness import Repo, kubectl, started
 
 pytestmark = pytest.mark.integration
 
@@ -62,33 +62,6 @@ data: {greeting: hello}
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
     with started(tmp_path_factory.mktemp("gitops-sync") / "c", nodes=2) as proc:
         yield proc
-
-
-class Repo:
-    """A real Git repository in a temporary directory."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        out = subprocess.run(
-            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True
-        )
-        return out.stdout.strip()
-
-    def commit(self, files: dict[str, str | None], message: str) -> str:
-        for name, text in files.items():
-            target = self.path / name
-            if text is None:
-                target.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
-        self.git("add", "-A")
-        self.git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
-        return self.git("rev-parse", "HEAD")
 
 
 def application(name: str, repo: Path | str, **spec: Any) -> Application:

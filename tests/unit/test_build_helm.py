@@ -189,3 +189,30 @@ def test_rendered_objects_are_validated_and_named_by_their_template(repo: Path, 
     (error,) = caught.value.errors
     assert error.file == "charts/webapp/templates/extra.yaml"
     assert error.detail.startswith("metadata.name 'Not_Valid' is invalid")
+
+
+def test_a_release_name_or_namespace_that_could_read_as_a_flag_never_reaches_helm(
+    repo: Path, helm: str
+) -> None:
+    for options, problem in (
+        (_helm(release_name="--set-file=x=/etc/passwd"), "helm release name"),
+        (_helm(release_name="ok", namespace="--kubeconfig=/root/.kube/config"), "namespace"),
+        (_helm(release_name="a" * 54), "at most 53 characters"),
+    ):
+        with pytest.raises((BuildError, BuildErrors)) as caught:
+            build(repo, "charts/webapp", options)
+        assert problem in str(caught.value)
+
+
+def test_helm_gets_its_positionals_after_a_double_dash_and_a_clean_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops.build.helm import HelmOptions as Options
+    from gitops.build.helm import _command, helm_env
+
+    command = _command("/bin/helm", tmp_path / "chart", "rel", Options(namespace="ns"), [])
+    assert command[-3:] == ["--", "rel", str(tmp_path / "chart")]
+    monkeypatch.setenv("GITOPS_WEBHOOK_SECRET", "s3cret")
+    env = helm_env(tmp_path)
+    assert "GITOPS_WEBHOOK_SECRET" not in env and env["HOME"] == str(tmp_path)
+    assert env["HELM_CONFIG_HOME"] == str(tmp_path / "config")

@@ -153,3 +153,20 @@ def test_invalid_generators_are_reported_naming_the_field(
     with pytest.raises(BuildError, match=message) as info:
         build(tmp_path)
     assert "configMapGenerator: [0]" in str(info.value)
+
+
+def test_an_env_line_without_a_value_is_empty_never_the_reconcilers_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kubectl kustomize v5.5+ gives an empty value; copying the variable from the
+    # environment handed the reconciler's secrets to whoever can push.
+    monkeypatch.setenv("GITOPS_WEBHOOK_SECRET", "s3cret-webhook")
+    write_tree(
+        tmp_path,
+        {
+            "kustomization.yaml": "configMapGenerator:\n- name: leak\n  envs: [app.env]\n",
+            "app.env": "GITOPS_WEBHOOK_SECRET\nMODE=prod\n",
+        },
+    )
+    [cm] = by_kind(build(tmp_path), "ConfigMap")
+    assert cm["data"] == {"GITOPS_WEBHOOK_SECRET": "", "MODE": "prod"}

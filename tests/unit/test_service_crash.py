@@ -48,6 +48,20 @@ def crashes(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"] == "run crashed"]
 
 
+def only_crash(tmp_path: Path, body: Any) -> dict[str, Any]:
+    """Run ``body`` against a service of one local Application; the one crash it logged."""
+    with capture_logs() as logs:
+        running(
+            local_app(tmp_path),
+            tmp_path,
+            body,
+            listen="127.0.0.1:0",
+            builtin_kubeconfig=unreachable_kubeconfig(tmp_path),
+        )
+    (crash,) = crashes(logs)
+    return crash
+
+
 def test_a_run_that_raises_inside_the_build_is_a_failed_run_of_the_build_and_the_service_is_ready(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,15 +81,7 @@ def test_a_run_that_raises_inside_the_build_is_a_failed_run_of_the_build_and_the
         assert await readyz(service) == 200
         assert 'gitops_sync_total{app="web",result="failed"} 1' in service.metrics_text()
 
-    with capture_logs() as logs:
-        running(
-            local_app(tmp_path),
-            tmp_path,
-            body,
-            listen="127.0.0.1:0",
-            builtin_kubeconfig=unreachable_kubeconfig(tmp_path),
-        )
-    (crash,) = crashes(logs)
+    crash = only_crash(tmp_path, body)
     assert crash["app"] == "web" and crash["phase"] == "build"
     assert isinstance(crash["exc_info"], RuntimeError)  # rendered as a traceback
 
@@ -125,15 +131,7 @@ def test_a_crash_around_the_pipeline_is_recorded_with_its_phase_too(
         )
         assert await readyz(service) == 200
 
-    with capture_logs() as logs:
-        running(
-            local_app(tmp_path),
-            tmp_path,
-            body,
-            listen="127.0.0.1:0",
-            builtin_kubeconfig=unreachable_kubeconfig(tmp_path),
-        )
-    (crash,) = crashes(logs)
+    crash = only_crash(tmp_path, body)
     assert crash["phase"] == "destination" and isinstance(crash["exc_info"], OSError)
 
 

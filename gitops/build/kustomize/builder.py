@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitops.build import limits
 from gitops.build.documents import load_file
 from gitops.build.kustomize import generators, patches, references, transformers
 from gitops.build.kustomize.kustomization import (
@@ -67,10 +68,21 @@ class _Build:
         via: tuple[str, int | None] | None,
     ) -> tuple[Kustomization, ResMap]:
         directory = directory.resolve()
+        file, line = via or (None, None)
         if directory in self.stack:
             chain = " -> ".join(relative(p, self.root) or "." for p in [*self.stack, directory])
-            file, line = via or (None, None)
             raise BuildError(f"cycle detected in kustomizations: {chain}", file=file, line=line)
+        if len(self.stack) >= limits.MAX_KUSTOMIZE_DEPTH:
+            names = [relative(p, self.root) or "." for p in [*self.stack, directory]]
+            chain = " -> ".join([*names[:2], "...", *names[-2:]])
+            raise BuildError(
+                f"kustomizations nested more than {limits.MAX_KUSTOMIZE_DEPTH} deep: {chain}",
+                file=file,
+                line=line,
+            )
+        limits.current_budget().charge_kustomization(
+            file or relative(directory, self.root) or ".", line
+        )
         try:
             k = load_kustomization(directory, self.root)
         except BuildError as exc:
@@ -105,6 +117,7 @@ class _Build:
         return k, resmap
 
     def resources(self, k: Kustomization, resmap: ResMap) -> None:
+        pending: list[tuple[Resource, int | None]] = []
         for field_name in ("resources", "bases"):
             line = k.line(field_name)
             for entry in k.strings(field_name):
@@ -115,7 +128,7 @@ class _Build:
                 path = resolve_path(k, entry, self.root, error)
                 if path.is_dir():
                     _, sub = self.accumulate(path, None, component=False, via=(k.file, line))
-                    resmap.extend(sub, file=k.file, line=line)
+                    pending.extend((resource, line) for resource in sub.resources)
                     continue
                 path = resolve_file(k, entry, self.root, error)
                 for manifest in load_file(path, self.root):
@@ -126,7 +139,8 @@ class _Build:
                             file=manifest.origin.file,
                             line=manifest.origin.line,
                         )
-                    resmap.append(resource, file=k.file, line=line)
+                    pending.append((resource, line))
+        resmap.append_all(pending, file=k.file)
 
 
 def _sort(k: Kustomization, resources: list[Resource]) -> list[Resource]:
@@ -149,6 +163,9 @@ def _sort(k: Kustomization, resources: list[Resource]) -> list[Resource]:
     if not isinstance(legacy, dict):
         raise error("legacySortOptions must be a mapping")
     check_keys(legacy, {"orderFirst", "orderLast"}, error)
+    for name in ("orderFirst", "orderLast"):
+        if not isinstance(legacy.get(name) or [], list):
+            raise error(f"legacySortOptions.{name} must be a list of kinds")
     first = tuple(str(kind) for kind in legacy.get("orderFirst") or DEFAULT_ORDER_FIRST)
     last = tuple(str(kind) for kind in legacy.get("orderLast") or DEFAULT_ORDER_LAST)
     return legacy_sort(resources, first, last)
@@ -157,7 +174,8 @@ def _sort(k: Kustomization, resources: list[Resource]) -> list[Resource]:
 def build(root: Path, directory: Path) -> list[Resource]:
     """The final, ordered resources of the kustomization in ``directory``."""
     root = root.resolve()
-    k, resmap = _Build(root).accumulate(directory, None, component=False, via=None)
-    generators.add_hash_suffixes(resmap)
-    references.fix_references(resmap, k.file)
-    return _sort(k, list(resmap.resources))
+    with limits.build_budget():
+        k, resmap = _Build(root).accumulate(directory, None, component=False, via=None)
+        generators.add_hash_suffixes(resmap)
+        references.fix_references(resmap, k.file)
+        return _sort(k, list(resmap.resources))

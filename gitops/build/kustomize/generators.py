@@ -13,15 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitops.build import limits
 from gitops.build.kustomize.kustomization import Kustomization, check_keys, relative, string_map
 from gitops.build.kustomize.paths import resolve_file
-from gitops.build.kustomize.resources import ResMap, Resource
+from gitops.build.kustomize.resources import ResId, ResMap, Resource
 from gitops.errors import BuildError
 from gitops.manifest import Origin
 
@@ -82,7 +82,7 @@ def _add(data: dict[str, bytes], key: str, value: bytes, error: Any) -> None:
 
 
 def _env_file(path: Path, name: str, data: dict[str, bytes], error: Any) -> None:
-    text = path.read_bytes()
+    text = limits.read_bytes(path, name)
     for number, raw in enumerate(text.split(b"\n")):
         line = raw.removeprefix(b"\xef\xbb\xbf") if number == 0 else raw
         line = line.lstrip()
@@ -95,14 +95,19 @@ def _env_file(path: Path, name: str, data: dict[str, bytes], error: Any) -> None
         key, sep, value = decoded.partition("=")
         if not _ENV_NAME.match(key):
             raise error(f"{name}:{number + 1}: {key!r} is not a valid environment variable name")
-        _add(data, key, value.encode() if sep else os.environ.get(key, "").encode(), error)
+        # A line without "=" is an empty value, as kubectl kustomize v5.5+ makes it: never
+        # the reconciler's own environment variable of that name.
+        _add(data, key, value.encode() if sep else b"", error)
 
 
 def _collect(k: Kustomization, entry: dict[str, Any], root: Path, error: Any) -> dict[str, bytes]:
     data: dict[str, bytes] = {}
     literals = entry.get("literals") or []
     files = entry.get("files") or []
-    envs = list(entry.get("envs") or [])
+    envs = entry.get("envs") or []
+    if not isinstance(envs, list):
+        raise error("envs must be a list of strings")
+    envs = list(envs)
     if entry.get("env"):
         envs.append(entry["env"])
     for label, items in (("literals", literals), ("files", files), ("envs", envs)):
@@ -123,7 +128,7 @@ def _collect(k: Kustomization, entry: dict[str, Any], root: Path, error: Any) ->
         if not key or not file:
             raise error(f"file source {spec!r} must be path or key=path")
         path = resolve_file(k, file, root, error)
-        _add(data, key, path.read_bytes(), error)
+        _add(data, key, limits.read_bytes(path, relative(path, root)), error)
     return data
 
 
@@ -167,6 +172,7 @@ def run_generators(k: Kustomization, root: Path, resmap: ResMap) -> None:
     global_options = _options(
         k.mapping("generatorOptions"), lambda m: k.error("generatorOptions", m)
     )
+    known: list[tuple[Resource, list[ResId]]] | None = None  # ids of resmap, read once
     for field_name, kind in (("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")):
         for index, entry in enumerate(k.mappings(field_name)):
 
@@ -194,24 +200,40 @@ def run_generators(k: Kustomization, root: Path, resmap: ResMap) -> None:
             generated = Resource(
                 obj, Origin(k.file, k.line(field_name)), needs_hash=not options.disable_hash
             )
-            _merge_into(resmap, generated, behavior, error, k)
+            if known is None:
+                known = [(r, r.all_ids()) for r in resmap.resources]
+            limits.current_budget().charge_visits(len(known), k.file, k.line(field_name))
+            _merge_into(resmap, known, generated, behavior, error, k)
 
 
-def _merge_into(resmap: ResMap, new: Resource, behavior: str, error: Any, k: Kustomization) -> None:
+def _merge_into(
+    resmap: ResMap,
+    known: list[tuple[Resource, list[ResId]]],
+    new: Resource,
+    behavior: str,
+    error: Any,
+    k: Kustomization,
+) -> None:
+    """Add ``new`` (create) or fold it into the one existing object with its name.
+
+    ``known`` lists resmap's resources with their ids (generators change no id, so it is
+    computed once per kustomization); a created object is added to it."""
     wanted = new.cur_id()
     matches = [
         r
-        for r in resmap.resources
+        for r, ids in known
         if any(
             (i.kind, i.group, i.name) == (wanted.kind, wanted.group, wanted.name)
             and (not wanted.namespace or i.effective_namespace == wanted.effective_namespace)
-            for i in r.all_ids()
+            for i in ids
         )
     ]
     if behavior == "create":
         if matches:
             raise error(f"{wanted} already exists; behavior must be merge or replace")
-        resmap.append(new, file=k.file, line=new.origin.line)
+        # No match by kind, group, name (and namespace) in any id: no id can clash.
+        resmap.resources.append(new)
+        known.append((new, new.all_ids()))
         return
     if len(matches) != 1:
         found = "no" if not matches else "more than one"
@@ -221,6 +243,16 @@ def _merge_into(resmap: ResMap, new: Resource, behavior: str, error: Any, k: Kus
     old = matches[0]
     meta = old.metadata
     new_meta = new.metadata
+    for where, key in (
+        (old.obj, "data"),
+        (old.obj, "binaryData"),
+        (meta, "labels"),
+        (meta, "annotations"),
+    ):
+        if not isinstance(where.get(key) or {}, dict):
+            raise error(
+                f"cannot {behavior} into {wanted} ({old.origin}): its {key} is not a mapping"
+            )
     if behavior == "merge":
         for key in ("data", "binaryData"):
             if key in new.obj:

@@ -9,11 +9,13 @@ vars, plugins...) and fields kustomize does not know are refused, never ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops.build import limits
 from gitops.build.documents import parse_documents
 from gitops.errors import BuildError
 
@@ -88,15 +90,21 @@ class Kustomization:
     file: str
     data: dict[str, Any]
     text: str
+    _lines: dict[str, int | None] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def kind(self) -> str:
         return str(self.data.get("kind") or "Kustomization")
 
     def line(self, field: str) -> int | None:
-        """The line of a top-level field (None when absent)."""
-        match = re.search(rf"^{re.escape(field)}\s*:", self.text, re.M)
-        return self.text.count("\n", 0, match.start()) + 1 if match else None
+        """The line of a top-level field (None when absent); searched once per field, as
+        every patch and error asks again."""
+        if field not in self._lines:
+            match = re.search(rf"^{re.escape(field)}\s*:", self.text, re.M)
+            self._lines[field] = self.text.count("\n", 0, match.start()) + 1 if match else None
+        return self._lines[field]
 
     def error(self, field: str, message: str) -> BuildError:
         return BuildError(f"{field}: {message}", file=self.file, line=self.line(field))
@@ -171,10 +179,7 @@ def load_kustomization(directory: Path, root: Path) -> Kustomization:
     name = relative(path, root)
     if len(present) > 1:
         raise BuildError(f"found multiple kustomization files: {', '.join(present)}", file=name)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BuildError(f"cannot read kustomization: {exc}", file=name) from None
+    text = limits.read_text(path, name)
     documents = parse_documents(text, name)
     if len(documents) > 1:
         raise BuildError(

@@ -87,17 +87,26 @@ def merge(schemas: Schemas, node: Node | None, dest: Any, patch: Any) -> Any:
     return _clean(patch)
 
 
+def _identity(item: Any, key: str) -> Any:
+    """The merge key's value of a list element, or None when it cannot be one (a list or a
+    mapping written as a name matches nothing)."""
+    if not isinstance(item, dict):
+        return None
+    value = item.get(key)
+    return value if isinstance(value, str | int | float | bool) else None
+
+
 def _merge_list(schemas: Schemas, field: _Field, dest: Any, patch: list[Any]) -> Any:
     key = field.key
     if not (
         field.merge
         and key
         and isinstance(dest, list)
-        and all(isinstance(item, dict) and key in item for item in patch)
+        and all(_identity(item, key) is not None for item in patch)
     ):
         return _clean(patch)
     item_node = schemas.items(field.node) if field.node else None
-    by_key = {item.get(key): item for item in dest if isinstance(item, dict)}
+    by_key = {_identity(item, key): item for item in dest if _identity(item, key) is not None}
     seen: set[Any] = set()
     result: list[Any] = []
     for item in patch:
@@ -111,5 +120,5 @@ def _merge_list(schemas: Schemas, field: _Field, dest: Any, patch: list[Any]) ->
                 result.append(merged)
         else:
             result.append(_clean(item))
-    result.extend(item for item in dest if not (isinstance(item, dict) and item.get(key) in seen))
+    result.extend(item for item in dest if _identity(item, key) not in seen)
     return result

@@ -3,20 +3,26 @@
 Called by :mod:`.builder`. Strategic merge patches use kustomize's client-side
 merge (:mod:`.merge`) with the built-in schema of the target's kind; kinds the schema
 does not know (custom resources) merge maps and replace lists, as kustomize does. ``$patch: delete`` on a whole object removes the resource.
-JSON 6902 patches use :func:`kubemodel.patch.json_patch`. Targets are selected like
-kustomize's ``Selector`` (anchored regular expressions on group, version, kind, name and
-namespace, matched against the current and the original id, plus label and annotation
-selectors).
+JSON 6902 patches use :func:`kubemodel.patch.json_patch` (with the API server's 3 MiB
+bound on what ``copy`` operations add, and the patched object's nesting checked).
+Targets are selected like kustomize's ``Selector``: anchored regular expressions on
+group, version, kind, name and namespace, matched against the current and the original
+id, plus label and annotation selectors. The expressions run on RE2
+(:func:`gitops.build.limits.compile_target_regex`), the engine behind Go's ``regexp``
+that kustomize uses: the same syntax (no lookaround, no backreferences) and time linear
+in the input, so a target like ``(a+)+`` cannot stall a build. A pattern RE2 refuses is
+an error naming the field.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops.build import limits
 from gitops.build.documents import parse_documents
 from gitops.build.kustomize.kustomization import Kustomization, check_keys, relative
 from gitops.build.kustomize.merge import merge
@@ -51,14 +57,7 @@ class Selector:
     annotation_selector: str = ""
 
     def selects(self, resource: Resource) -> bool:
-        current, original = resource.cur_id(), resource.org_id()
-        if self.namespace and not (
-            _full(self.namespace, original.effective_namespace)
-            or _full(self.namespace, current.effective_namespace)
-        ):
-            return False
-        if self.name and not (_full(self.name, original.name) or _full(self.name, current.name)):
-            return False
+        current = resource.cur_id()
         for pattern, value in (
             (self.group, current.group),
             (self.version, current.version),
@@ -66,23 +65,43 @@ class Selector:
         ):
             if pattern and not _full(pattern, value):
                 return False
+        original = resource.previous[0] if resource.previous else current
+        if self.namespace and not (
+            _full(self.namespace, original.effective_namespace)
+            or _full(self.namespace, current.effective_namespace)
+        ):
+            return False
+        if self.name and not (_full(self.name, original.name) or _full(self.name, current.name)):
+            return False
         meta = resource.metadata
         return match_labels(self.label_selector, meta.get("labels")) and match_labels(
             self.annotation_selector, meta.get("annotations")
         )
 
 
+_REGEX_SYNTAX = frozenset("\\.^$|?*+()[]{}")
+
+
+@functools.lru_cache(maxsize=512)
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a value matches ``pattern`` anchored, with RE2; a pattern without regular
+    expression syntax (``Deployment``, ``web``: most targets) is a plain comparison."""
+    if _REGEX_SYNTAX.isdisjoint(pattern):
+        return pattern.__eq__
+    regex = limits.compile_target_regex(pattern)
+    return lambda value: regex.search(value) is not None
+
+
 def _full(pattern: str, value: str) -> bool:
-    try:
-        return re.fullmatch(pattern, value) is not None
-    except re.error:
-        return pattern == value
+    """Whether ``value`` matches ``pattern`` (compiled by :func:`parse_selector` first)."""
+    return _matcher(pattern)(value)
 
 
-_TERM = re.compile(
+_TERM = limits.compile_regex(
     r"\s*(?:(?P<key>[^\s,=!()]+)\s*(?P<op>==|=|!=|\s+in\s+|\s+notin\s+)\s*(?P<value>\([^)]*\)|[^\s,()]*)"
     r"|(?P<not>!)\s*(?P<absent>[^\s,=!()]+)|(?P<exists>[^\s,=!()]+))\s*(?:,|$)"
 )
+"""One term of a label selector; RE2, so a long run of spaces cannot make it quadratic."""
 
 
 def match_labels(selector: str, labels: Any) -> bool:
@@ -125,6 +144,11 @@ def parse_selector(value: Any, error: ErrorFactory) -> Selector:
     for key, item in value.items():
         if not isinstance(item, str):
             raise error(f"target.{key} must be a string")
+        if item and key not in ("labelSelector", "annotationSelector"):
+            try:
+                _matcher(item)
+            except limits.RegexError as exc:
+                raise error(f"target.{key}: invalid regular expression {item!r}: {exc}") from None
     selector = Selector(
         value.get("group", ""),
         value.get("version", ""),
@@ -185,10 +209,21 @@ def apply_strategic(
 
 def apply_json6902(resource: Resource, operations: list[Any], error: ErrorFactory) -> None:
     current = resource.cur_id()
+    too_deep = (
+        f"JSON patch of {current} leaves it nested deeper than {limits.MAX_NESTING_DEPTH} levels"
+    )
     try:
-        result = json_patch(resource.obj, operations)
+        result = json_patch(
+            resource.obj, operations, max_copy_bytes=limits.MAX_JSON_PATCH_COPY_BYTES
+        )
     except ApiError as exc:
         raise error(f"JSON patch of {current} failed: {_api_message(exc)}") from None
+    except RecursionError:  # copying a value made deep by earlier operations of the patch
+        raise error(too_deep) from None
+    if limits.depth_of(result, limits.MAX_NESTING_DEPTH) > limits.MAX_NESTING_DEPTH:
+        raise error(too_deep)
+    if not isinstance(result.get("metadata"), dict):
+        raise error(f"JSON patch of {current} leaves its metadata not a mapping")
     if ResId.of(result) != current:
         resource.remember_id()
     resource.obj = result
@@ -215,7 +250,7 @@ def _patch_documents(
             raise error("path must be a string")
         path = resolve_file(k, entry["path"], root, error)
         name = relative(path, root)
-        text = path.read_text(encoding="utf-8")
+        text = limits.read_text(path, name)
         return [d for d, _ in _documents(text, name, None)], name
     if not isinstance(entry["patch"], str):
         raise error("patch must be a string")
@@ -245,6 +280,8 @@ def _apply_smp_documents(
     for document in documents:
         if not isinstance(document, dict):
             raise error("a strategic merge patch must be a mapping")
+        if not isinstance(document.get("metadata") or {}, dict):
+            raise error("the metadata of a strategic merge patch must be a mapping")
         if targets is None:
             if not document.get("kind") or not (document.get("metadata") or {}).get("name"):
                 raise error("a strategic merge patch without target needs kind and metadata.name")
@@ -252,9 +289,25 @@ def _apply_smp_documents(
                 resmap, _smp_target(resmap, document, error), document, error, allow_name_change
             )
         else:
-            for resource in targets:
-                if resource in resmap.resources:
-                    apply_strategic(resmap, resource, document, error, allow_name_change)
+            present = {id(r) for r in resmap.resources}  # a prior document may delete
+            alive = [r for r in targets if id(r) in present]
+            if document.get("$patch") == "delete":
+                doomed = {id(r) for r in alive}
+                resmap.resources = [r for r in resmap.resources if id(r) not in doomed]
+                continue
+            for resource in alive:
+                apply_strategic(resmap, resource, document, error, allow_name_change)
+
+
+def _select(k: Kustomization, field: str, selector: Selector, resmap: ResMap) -> list[Resource]:
+    """The resources ``selector`` picks, charged to the build's budget."""
+    limits.current_budget().charge_visits(len(resmap), k.file, k.line(field))
+    return [r for r in resmap if selector.selects(r)]
+
+
+def _charge_by_id(k: Kustomization, field: str, documents: list[Any], resmap: ResMap) -> None:
+    """Strategic merge patches without a target look every object up by id."""
+    limits.current_budget().charge_visits(len(documents) * len(resmap), k.file, k.line(field))
 
 
 def apply_patches(k: Kustomization, root: Path, resmap: ResMap) -> None:
@@ -273,7 +326,9 @@ def apply_patches(k: Kustomization, root: Path, resmap: ResMap) -> None:
         targets = None
         if entry.get("target") is not None:
             selector = parse_selector(entry["target"], error)
-            targets = [r for r in resmap if selector.selects(r)]
+            targets = _select(k, "patches", selector, resmap)
+        elif not _is_json_patch(documents):
+            _charge_by_id(k, "patches", documents, resmap)
         if _is_json_patch(documents):
             if targets is None:
                 raise error("a JSON 6902 patch needs a target")
@@ -296,10 +351,9 @@ def apply_patches_strategic_merge(k: Kustomization, root: Path, resmap: ResMap) 
             documents = [d for d, _ in _documents(entry, k.file, k.line("patchesStrategicMerge"))]
         else:
             path = resolve_file(k, entry, root, error)
-            documents = [
-                d
-                for d, _ in _documents(path.read_text(encoding="utf-8"), relative(path, root), None)
-            ]
+            name = relative(path, root)
+            documents = [d for d, _ in _documents(limits.read_text(path, name), name, None)]
+        _charge_by_id(k, "patchesStrategicMerge", documents, resmap)
         _apply_smp_documents(resmap, documents, None, error, False)
 
 
@@ -317,5 +371,5 @@ def apply_patches_json6902(k: Kustomization, root: Path, resmap: ResMap) -> None
         documents, _ = _patch_documents(k, entry, root, error)
         if not _is_json_patch(documents):
             raise error("not a JSON 6902 patch (a list of operations)")
-        for resource in [r for r in resmap if selector.selects(r)]:
+        for resource in _select(k, "patchesJson6902", selector, resmap):
             apply_json6902(resource, documents[0], error)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops.build.kustomize.fieldspecs import FieldSpec, Leaf, walk
-from gitops.build.kustomize.resources import ResMap, Resource, is_cluster_scoped
+from gitops.build.kustomize.resources import ResId, ResMap, Resource, is_cluster_scoped
 from gitops.errors import BuildError
 
 _POD_KINDS: tuple[tuple[str, str | None, str], ...] = (
@@ -142,8 +142,26 @@ def _same_namespace(a: str, b: str) -> bool:
     return (a or "default") == (b or "default")
 
 
+_Renamed = dict[tuple[str, str], list[tuple[Resource, ResId]]]
+"""(kind, a former name) -> the renamed objects that had it, with their current id."""
+
+
+def _renamed(resmap: ResMap) -> _Renamed:
+    """Every renamed object by kind and former name, in resmap order. Fixing references
+    changes no object's id, so this is computed once per build: looking a reference up
+    costs the objects that once had its name, not every object."""
+    index: _Renamed = {}
+    for candidate in resmap:
+        if not candidate.previous:
+            continue
+        rid = candidate.cur_id()
+        for name in dict.fromkeys(i.name for i in candidate.previous):
+            index.setdefault((rid.kind, name), []).append((candidate, rid))
+    return index
+
+
 def _candidates(
-    resmap: ResMap,
+    renamed: _Renamed,
     ref: Reference,
     referrer: Resource,
     name: str,
@@ -151,8 +169,7 @@ def _candidates(
     key: str,
 ) -> list[Resource]:
     found: list[Resource] = []
-    for candidate in resmap:
-        rid = candidate.cur_id()
+    for candidate, rid in renamed.get((ref.kind, name), ()):
         if rid.kind != ref.kind or (ref.group is not None and rid.group != ref.group):
             continue
         if node is not None and key == "roleRef" and node.get("kind") not in (None, ref.kind):
@@ -173,6 +190,9 @@ def _candidates(
 
 def fix_references(resmap: ResMap, file: str) -> None:
     """Rewrite reference fields to the final names of renamed objects."""
+    renamed = _renamed(resmap)
+    if not renamed:
+        return
     for referrer in resmap:
         rid = referrer.cur_id()
         for ref in REFERENCES:
@@ -180,33 +200,38 @@ def fix_references(resmap: ResMap, file: str) -> None:
                 if not spec.selects(rid):
                     continue
 
-                walk(referrer.obj, spec.path, False, _leaf(resmap, ref, referrer, file))
+                walk(referrer.obj, spec.path, False, _leaf(renamed, ref, referrer, file))
 
 
-def _leaf(resmap: ResMap, ref: Reference, referrer: Resource, file: str) -> Leaf:
+def _leaf(renamed: _Renamed, ref: Reference, referrer: Resource, file: str) -> Leaf:
     def leaf(parent: dict[str, Any], key: str) -> None:
         value = parent.get(key)
         if isinstance(value, str):
-            target = _choose(resmap, ref, referrer, value, None, key, file)
+            target = _choose(renamed, ref, referrer, value, None, key, file)
             if target is not None:
                 parent[key] = target.name
         elif isinstance(value, dict):
-            _fix_map(resmap, ref, referrer, value, key, file)
+            _fix_map(renamed, ref, referrer, value, key, file)
         elif isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
-                    _fix_map(resmap, ref, referrer, item, key, file)
+                    _fix_map(renamed, ref, referrer, item, key, file)
 
     return leaf
 
 
 def _fix_map(
-    resmap: ResMap, ref: Reference, referrer: Resource, node: dict[str, Any], key: str, file: str
+    renamed: _Renamed,
+    ref: Reference,
+    referrer: Resource,
+    node: dict[str, Any],
+    key: str,
+    file: str,
 ) -> None:
     name = node.get("name")
     if not isinstance(name, str):
         return
-    target = _choose(resmap, ref, referrer, name, node, key, file)
+    target = _choose(renamed, ref, referrer, name, node, key, file)
     if target is None:
         return
     node["name"] = target.name
@@ -215,7 +240,7 @@ def _fix_map(
 
 
 def _choose(
-    resmap: ResMap,
+    renamed: _Renamed,
     ref: Reference,
     referrer: Resource,
     name: str,
@@ -223,7 +248,7 @@ def _choose(
     key: str,
     file: str,
 ) -> Resource | None:
-    found = _candidates(resmap, ref, referrer, name, node, key)
+    found = _candidates(renamed, ref, referrer, name, node, key)
     if not found:
         return None
     if len({c.name for c in found}) == 1:

@@ -11,7 +11,7 @@ and :func:`legacy_sort` reproduces kustomize's default ("legacy") output order.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +106,9 @@ class ResId:
     def of(cls, obj: dict[str, Any]) -> ResId:
         api_version = str(obj.get("apiVersion") or "")
         group, _, version = api_version.rpartition("/")
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):  # a patch may have replaced it; validation says so
+            meta = {}
         return cls(
             group,
             version,
@@ -209,20 +211,28 @@ class ResMap:
         return len(self.resources)
 
     def append(self, resource: Resource, *, file: str, line: int | None = None) -> None:
-        current = resource.cur_id()
-        for existing in self.resources:
-            if existing.cur_id().same(current):
+        self.append_all([(resource, line)], file=file)
+
+    def append_all(self, items: Iterable[tuple[Resource, int | None]], *, file: str) -> None:
+        """Append resources (each with the line that lists it) in order, refusing an id
+        already present. The ids present are computed once per call, so adding n
+        resources to m costs n + m, not n * m."""
+        registered = {_identity(r.cur_id()): r for r in self.resources}
+        for resource, line in items:
+            current = resource.cur_id()
+            existing = registered.get(_identity(current))
+            if existing is not None:
                 raise BuildError(
                     f"may not add resource with an already registered id: {current}"
                     f" (from {resource.origin}; already from {existing.origin})",
                     file=file,
                     line=line,
                 )
-        self.resources.append(resource)
+            registered[_identity(current)] = resource
+            self.resources.append(resource)
 
     def extend(self, other: ResMap, *, file: str, line: int | None = None) -> None:
-        for resource in other.resources:
-            self.append(resource, file=file, line=line)
+        self.append_all(((resource, line) for resource in other.resources), file=file)
 
     def remove(self, resource: Resource) -> None:
         self.resources = [r for r in self.resources if r is not resource]
@@ -235,20 +245,36 @@ class ResMap:
         return [r for r in self.resources if any(i.same(wanted) for i in r.all_ids())]
 
 
+def _identity(rid: ResId) -> tuple[str, str, str, str, str]:
+    """What :meth:`ResId.same` compares, as a dictionary key."""
+    return (rid.group, rid.version, rid.kind, rid.name, rid.effective_namespace)
+
+
 def _gvk_string(rid: ResId) -> str:
     return "_".join((rid.group or "~G", rid.version or "~V", rid.kind or "~K"))
+
+
+def _ranks(kinds: tuple[str, ...]) -> dict[str, int]:
+    """Each kind's first position (a sortOptions list may be long and repeat kinds)."""
+    ranks: dict[str, int] = {}
+    for position, kind in enumerate(kinds):
+        ranks.setdefault(kind, position)
+    return ranks
 
 
 def legacy_sort_key(
     rid: ResId,
     order_first: tuple[str, ...] = _ORDER_FIRST,
     order_last: tuple[str, ...] = _ORDER_LAST,
+    *,
+    ranks: tuple[dict[str, int], dict[str, int]] | None = None,
 ) -> tuple[int, str, str, str]:
     """kustomize's legacy order: kind rank, then group_version_kind, namespace, name."""
-    if rid.kind in order_first:
-        rank = order_first.index(rid.kind) - len(order_first)
-    elif rid.kind in order_last:
-        rank = order_last.index(rid.kind) + 1
+    first, last = ranks or (_ranks(order_first), _ranks(order_last))
+    if rid.kind in first:
+        rank = first[rid.kind] - len(order_first)
+    elif rid.kind in last:
+        rank = last[rid.kind] + 1
     else:
         rank = 0
     return (rank, _gvk_string(rid), rid.namespace or "~X", rid.name or "~N")
@@ -259,7 +285,11 @@ def legacy_sort(
     order_first: tuple[str, ...] = _ORDER_FIRST,
     order_last: tuple[str, ...] = _ORDER_LAST,
 ) -> list[Resource]:
-    return sorted(resources, key=lambda r: legacy_sort_key(r.cur_id(), order_first, order_last))
+    ranks = (_ranks(order_first), _ranks(order_last))
+    return sorted(
+        resources,
+        key=lambda r: legacy_sort_key(r.cur_id(), order_first, order_last, ranks=ranks),
+    )
 
 
 DEFAULT_ORDER_FIRST = _ORDER_FIRST

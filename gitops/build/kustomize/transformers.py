@@ -5,7 +5,8 @@ Called by :mod:`.builder` in kustomize's order (patches first, then namespace, p
 suffix, labels, annotations, JSON patches, replicas, images). Each function takes the
 kustomization (for error locations) and the accumulated resources and changes them in
 place, recording previous ids where names or namespaces change so references can be
-fixed up at the end of the build.
+fixed up at the end of the build. Each charges the objects it visits, times the entries
+it applies, to the build's budget (:data:`gitops.build.limits.MAX_OBJECT_VISITS`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gitops.build import limits
 from gitops.build.kustomize.fieldspecs import (
     COMMON_ANNOTATIONS,
     COMMON_LABELS,
@@ -33,11 +35,17 @@ _NO_RENAME = {
 }
 
 
+def _charge(k: Kustomization, field: str, resmap: ResMap, entries: int = 1) -> None:
+    """``entries`` applied to every accumulated object: that many visits each."""
+    limits.current_budget().charge_visits(len(resmap) * entries, k.file, k.line(field))
+
+
 # --- namespace ------------------------------------------------------------------------
 def set_namespace(k: Kustomization, resmap: ResMap) -> None:
     namespace = k.string("namespace")
     if not namespace:
         return
+    _charge(k, "namespace", resmap)
     for resource in resmap:
         kind = resource.kind
         if kind == "Namespace":
@@ -56,6 +64,7 @@ def add_prefix_suffix(k: Kustomization, resmap: ResMap) -> None:
         affix = k.string(field)
         if not affix:
             continue
+        _charge(k, field, resmap)
         for resource in resmap:
             rid = resource.cur_id()
             if rid.kind == "Namespace" or (rid.group, rid.kind) in _NO_RENAME:
@@ -95,6 +104,8 @@ def _field_specs(value: Any, error: Callable[[str], BuildError]) -> list[FieldSp
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise error("every fields entry needs a path")
+        if item["path"].count("/") >= limits.MAX_NESTING_DEPTH:
+            raise error(f"a fields path may have at most {limits.MAX_NESTING_DEPTH} segments")
         check_keys(item, {"path", "group", "version", "kind", "create"}, error)
         specs.append(
             FieldSpec(
@@ -109,7 +120,10 @@ def _field_specs(value: Any, error: Callable[[str], BuildError]) -> list[FieldSp
 
 
 def add_labels(k: Kustomization, resmap: ResMap) -> None:
-    _apply_pairs(resmap, k.string_map("commonLabels"), COMMON_LABELS)
+    common = k.string_map("commonLabels")
+    if common:
+        _charge(k, "commonLabels", resmap, len(common))
+    _apply_pairs(resmap, common, COMMON_LABELS)
     for index, entry in enumerate(k.mappings("labels")):
 
         def error(message: str, index: int = index) -> BuildError:
@@ -123,11 +137,17 @@ def add_labels(k: Kustomization, resmap: ResMap) -> None:
             specs = list(LABELS_WITH_TEMPLATES)
         else:
             specs = [METADATA_LABELS]
-        _apply_pairs(resmap, pairs, specs + _field_specs(entry.get("fields"), error))
+        specs += _field_specs(entry.get("fields"), error)
+        if pairs:
+            _charge(k, "labels", resmap, len(pairs) + len(specs))
+        _apply_pairs(resmap, pairs, specs)
 
 
 def add_annotations(k: Kustomization, resmap: ResMap) -> None:
-    _apply_pairs(resmap, k.string_map("commonAnnotations"), COMMON_ANNOTATIONS)
+    common = k.string_map("commonAnnotations")
+    if common:
+        _charge(k, "commonAnnotations", resmap, len(common))
+    _apply_pairs(resmap, common, COMMON_ANNOTATIONS)
 
 
 # --- replicas -------------------------------------------------------------------------
@@ -143,6 +163,7 @@ def set_replicas(k: Kustomization, resmap: ResMap) -> None:
             raise error("name is required")
         if not isinstance(count, int) or isinstance(count, bool):
             raise error("count must be an integer")
+        _charge(k, "replicas", resmap)
         found = False
         for resource in resmap:
             if not any(i.name == name for i in resource.all_ids()):
@@ -225,6 +246,7 @@ def set_images(k: Kustomization, resmap: ResMap) -> None:
         entries.append(checked)
     if not entries:
         return
+    _charge(k, "images", resmap, len(entries))
     for resource in resmap:
         for entry in entries:
             _update_containers(resource.obj, [entry])
