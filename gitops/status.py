@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.sync import Mode, SyncResult
+from kubemodel.files import private_database
 
 HISTORY_LIMIT = 20
 
@@ -102,7 +103,7 @@ class StatusStore:
     """The status database of one state directory."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)  # 0600, and so its -wal and -shm files
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

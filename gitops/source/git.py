@@ -54,6 +54,7 @@ from gitops.source.credentials import (
     write_askpass,
 )
 from gitops.source.revisions import HEAD, Refs, ResolvedRevision, is_full_sha, resolve
+from kubemodel.files import private_dir
 
 log = structlog.get_logger(__name__)
 
@@ -181,8 +182,10 @@ class GitSource:
         self.options = options or GitSourceOptions()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        (cache_dir / "repos").mkdir(parents=True, exist_ok=True)
-        (cache_dir / "trees").mkdir(parents=True, exist_ok=True)
+        # Private: repositories may be private, and trees are what gets applied.
+        private_dir(cache_dir / "repos")
+        private_dir(cache_dir / "trees")
+        cache_dir.chmod(0o700)
         self._askpass = write_askpass(cache_dir)
 
     # -- public API -----------------------------------------------------------------

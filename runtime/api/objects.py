@@ -896,7 +896,7 @@ class ObjectAPI:
             raise errors.not_found(info.group, info.plural, name)
         old = self.convert(info, current.obj())
         if patch_type == "json":
-            new = patch.json_patch(old, body)
+            new = patch.json_patch(old, body, max_copy_bytes=patch.JSON_PATCH_MAX_COPY_BYTES)
         elif patch_type == "merge":
             new = patch.merge_patch(old, body)
         elif patch_type == "strategic":

@@ -39,6 +39,8 @@ from typing import Any
 import orjson
 import structlog
 
+from kubemodel.files import private_database
+
 log = structlog.get_logger(__name__)
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -288,7 +290,7 @@ class Store:
         self._writer.start()
 
     def _load(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # 0600, and so its -wal and -shm files
         db = sqlite3.connect(str(self.path), isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -305,6 +305,9 @@ class LocalPathProvisioner:
 
 
 def _make_directory(path: Path) -> None:
+    """A volume directory as rancher's local-path provisioner makes it (0777: any
+    container user may write). Host users cannot reach it: the state directory above
+    it is 0700."""
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o777)
 

@@ -745,7 +745,9 @@ class ApiApp:
             kind = PATCH_TYPES.get(ctype)
             data = _parse_body(req, ctype)
             if kind == "json":
-                body = patching.json_patch(current, data)
+                body = patching.json_patch(
+                    current, data, max_copy_bytes=patching.JSON_PATCH_MAX_COPY_BYTES
+                )
             elif kind in ("merge", "strategic", "apply"):
                 body = patching.merge_patch(current, data)
             else:

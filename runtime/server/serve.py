@@ -22,6 +22,7 @@ import structlog
 import uvicorn
 
 from kubemodel import schema
+from kubemodel.files import private_dir
 from runtime.api.objects import ApiOptions, ObjectAPI
 from runtime.api.registry import Registry
 from runtime.api.store import Store, StoreOptions
@@ -102,8 +103,7 @@ class ApiServer:
         return self.credentials.kubeconfig
 
     async def start(self) -> None:
-        state = self.config.state_dir
-        state.mkdir(parents=True, exist_ok=True)
+        state = private_dir(self.config.state_dir)
         self.credentials = await asyncio.to_thread(
             ensure_credentials,
             state,

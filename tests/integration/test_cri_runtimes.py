@@ -456,6 +456,40 @@ def test_env_and_read_only_and_read_write_mounts_are_visible_inside(
     assert not (ro / "new").exists()
 
 
+def test_secret_like_env_values_arrive_whole_and_never_on_an_engine_command_line(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.kubelet.runtimes import podman as podman_module
+
+    pem = "-----BEGIN KEY-----\nAAAA s3cret BBBB\n-----END KEY-----"
+    commands: list[list[str]] = []
+    real = podman_module.run_engine
+
+    async def spy(argv: Any, **kwargs: Any) -> Any:
+        commands.append([str(a) for a in argv])
+        return await real(argv, **kwargs)
+
+    monkeypatch.setattr(podman_module, "run_engine", spy)
+    if engine.name == "docker":
+        import runtime.kubelet.runtimes.docker as docker_module
+
+        monkeypatch.setattr(docker_module, "run_engine", spy)
+    rw = tmp_path / "rw"
+    rw.mkdir()
+    pod = engine.sandbox("envs")
+    c = engine.shell(
+        pod,
+        "printer",
+        'printf "%s|%s|%s" "$PASSWORD" "$PEM" "$SPACED" > /data/out.txt',
+        env=(("PASSWORD", "hunter2 s3cret"), ("PEM", pem), ("SPACED", "  padded=  ")),
+        mounts=(Mount(str(rw), "/data"),),
+    )
+    assert engine.wait_exited(c).exit_code == 0, engine.text(c)
+    assert (rw / "out.txt").read_text() == f"hunter2 s3cret|{pem}|  padded=  "
+    assert commands or engine.name == "podman"  # podman creates through its REST API
+    assert not any("s3cret" in arg for command in commands for arg in command), commands
+
+
 def test_command_args_and_working_dir_are_honoured(engine: Engine) -> None:
     pod = engine.sandbox("cmd")
     both = engine.container(

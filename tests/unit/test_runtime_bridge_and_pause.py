@@ -184,3 +184,19 @@ def test_a_dynamic_catatonit_is_passed_over_for_a_static_busybox(tmp_path: Path)
 def test_without_any_static_binary_the_error_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(NoPauseBinary, match="apt-get install catatonit"):
         pause_rootfs([str(tmp_path / "none")], [str(tmp_path / "none-either")])
+
+
+def test_docker_gets_container_env_from_a_private_file_and_multi_line_values_by_name(
+    tmp_path: Path,
+) -> None:
+    from runtime.kubelet.cri import InvalidConfig
+    from runtime.kubelet.runtimes.docker import container_env
+
+    env = (("A", "1"), ("PASSWORD", "hunter2 = x"), ("PEM", "line1\nline2"))
+    args, cli_env = container_env(env, tmp_path / "env", {"DOCKER_HOST": "unix:///x"})
+    assert args == ["--env-file", str(tmp_path / "env"), "-e", "PEM"]
+    assert (tmp_path / "env").read_text() == "A=1\nPASSWORD=hunter2 = x\n"
+    assert (tmp_path / "env").stat().st_mode & 0o777 == 0o600
+    assert cli_env == {"DOCKER_HOST": "unix:///x", "PEM": "line1\nline2"}
+    with pytest.raises(InvalidConfig, match="DOCKER_HOST"):
+        container_env((("DOCKER_HOST", "tcp://evil\n"),), tmp_path / "env2", {})

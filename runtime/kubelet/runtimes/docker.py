@@ -383,8 +383,12 @@ class DockerRuntime:
             args += ["--attach", "stdin"]  # docker sets StdinOnce for an attached stdin
         # config.log_path: docker keeps its own json-file log; `logs` reads it.
         before, after = command_args(config)
-        args += [*before, config.image, *after]
-        result = await self._check(*args, what=f"creating container {config.name}")
+        with tempfile.TemporaryDirectory(prefix="gitops-env-") as tmp:
+            env_args, env = container_env(config.env, Path(tmp) / "env", self.env)
+            args += [*env_args, *before, config.image, *after]
+            result = await self._run(*args, env=env)
+        if not result.ok:
+            raise engine_error(result, what=f"creating container {config.name}")
         return result.out.splitlines()[-1].strip()
 
     async def start_container(self, container_id: str) -> None:
@@ -496,6 +500,41 @@ class DockerRuntime:
             memory_working_set_bytes=max(0, usage - inactive),
             timestamp=now,
         )
+
+
+# Variables the docker CLI itself reads: a container's value for one of them must not
+# reach the CLI's environment (DOCKER_HOST would send the request elsewhere).
+_CLI_VARIABLES = ("DOCKER_", "HOME", "PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "XDG_")
+
+
+def container_env(
+    env: Sequence[tuple[str, str]], env_file: Path, cli_env: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """A container's environment for ``docker create`` without any value on its command
+    line (where every local user could read it in /proc): values go into ``env_file``
+    (0600, removed with its directory once the container is created); a value holding a
+    line break, which an env file cannot carry, goes by name (``-e KEY``) with the value
+    in the CLI process's own environment. Returns the arguments and that environment."""
+    lines: list[str] = []
+    args: list[str] = []
+    extra: dict[str, str] = {}
+    for key, value in env:
+        if "\n" not in value and "\r" not in value:
+            lines.append(f"{key}={value}")
+            continue
+        if key.upper().startswith(_CLI_VARIABLES):
+            raise InvalidConfig(
+                f"environment variable {key}: a multi-line value cannot be given to docker "
+                "under a name the docker command reads itself"
+            )
+        args += ["-e", key]
+        extra[key] = value
+    if lines:
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        args = ["--env-file", str(env_file), *args]
+    return args, {**cli_env, **extra}
 
 
 def sandbox_name_from(labels: Mapping[str, str], sandbox_id: str) -> str:

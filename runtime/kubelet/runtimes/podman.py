@@ -338,11 +338,9 @@ def swap_limit_supported() -> bool:
 
 
 def container_create_args(config: ContainerConfig, *, swap_limit: bool) -> list[str]:
-    """The ``create`` flags podman and docker share (everything but networking, the
-    name, the log driver and the image/command)."""
+    """The ``create`` flags of the CLI (everything but the environment, which never goes
+    on a command line, networking, the name, the log driver and the image/command)."""
     args: list[str] = ["--pull", "never"]
-    for key, value in config.env:
-        args += ["-e", f"{key}={value}"]
     for mount in config.mounts:
         spec = f"{mount.host_path}:{mount.container_path}"
         args += ["-v", f"{spec}:ro" if mount.read_only else spec]
