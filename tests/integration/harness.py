@@ -122,7 +122,7 @@ class Repo:
         )
         return out.stdout.strip()
 
-    def commit(self, files: dict[str, str | None], message: str) -> str:
+    def commit(self, files: dict[str, str | None], message: str = "change") -> str:
         for name, text in files.items():
             target = self.path / name
             if text is None:
