@@ -213,6 +213,11 @@ def no_such_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
+def too_large(message: str) -> ApiError:
+    """413 as kube-apiserver's NewRequestEntityTooLargeError words it."""
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

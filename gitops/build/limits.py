@@ -99,10 +99,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import re2
-import yaml
 
 from gitops.errors import BuildError
 from kubemodel.patch import JSON_PATCH_MAX_COPY_BYTES
+from kubemodel.yamljson import (
+    MAX_NESTING_DEPTH,
+    MAX_YAML_ALIASES,
+    depth_of,
+)
 
 if TYPE_CHECKING:
     from gitops.manifest import Manifest
@@ -114,16 +118,11 @@ MAX_BUILD_BYTES = 32 * MiB
 MAX_FILES = 20_000
 MAX_OBJECT_BYTES = 3 * MiB
 MAX_OBJECTS = 10_000
-MAX_NESTING_DEPTH = 128
-MAX_YAML_ALIASES = 10_000
 MAX_KUSTOMIZE_DEPTH = 50
 MAX_KUSTOMIZATIONS = 1_000
 MAX_OBJECT_VISITS = 2_000_000
 MAX_JSON_PATCH_COPY_BYTES = JSON_PATCH_MAX_COPY_BYTES  # kube-apiserver's, shared with it
 MAX_REPORTED_ERRORS = 100
-
-ALIAS_RATIO_RANGE_LOW = 400_000
-ALIAS_RATIO_RANGE_HIGH = 4_000_000
 
 
 def describe(size: int) -> str:
@@ -289,128 +288,11 @@ def read_text(path: Path, file: str) -> str:
     return decode(read_bytes(path, file), file)
 
 
-# --- YAML documents -----------------------------------------------------------------------
-_SATURATED = 10**15
-"""Expanded sizes are counted up to here (far beyond any limit), keeping integers small."""
-
-
-def allowed_alias_ratio(decoded: int) -> float:
-    """go-yaml's share of a document's values that may come from aliases."""
-    if decoded <= ALIAS_RATIO_RANGE_LOW:
-        return 0.99
-    if decoded >= ALIAS_RATIO_RANGE_HIGH:
-        return 0.10
-    span = ALIAS_RATIO_RANGE_HIGH - ALIAS_RATIO_RANGE_LOW
-    return 0.99 - 0.89 * ((decoded - ALIAS_RATIO_RANGE_LOW) / span)
-
-
-def _line(node: yaml.Node) -> int | None:
-    mark = node.start_mark
-    return mark.line + 1 if mark is not None else None
-
-
+# --- built objects ----------------------------------------------------------------------
 def nested_too_deep(file: str, line: int | None) -> BuildError:
     return BuildError(
         f"the value is nested deeper than {MAX_NESTING_DEPTH} levels", file=file, line=line
     )
-
-
-def check_document(root: yaml.Node, file: str) -> None:
-    """Refuse a composed YAML document that is too deep or expands too much by aliases.
-
-    Runs before construction, without recursion: a collection reached a second time is
-    an alias (the composer hands out the anchored node again), so expanded sizes and
-    heights are memoised per node and an alias costs its expanded size without being
-    walked again. Scalars are counted, not tracked: an alias to a scalar expands to one
-    value, like the alias itself."""
-    if isinstance(root, yaml.ScalarNode):
-        return
-    size: dict[int, int] = {}
-    height: dict[int, int] = {}
-    entered: set[int] = set()
-    edges = 0  # collection children, alias uses included
-    scalars = 0  # scalars written in the document
-    # (node, depth, None) to enter; (node, depth, (scalar children, collection children))
-    # to finish once the collection children are done.
-    stack: list[tuple[yaml.Node, int, tuple[int, list[yaml.Node]] | None]] = [(root, 1, None)]
-    while stack:
-        node, depth, walked = stack.pop()
-        key = id(node)
-        if walked is not None:
-            total, tallest = 1 + walked[0], 0
-            for child in walked[1]:
-                total += size[id(child)]
-                tallest = max(tallest, height[id(child)])
-            size[key] = min(total, _SATURATED)
-            height[key] = tallest + 1
-            continue
-        if key in size:  # an alias of a collection already walked
-            if depth - 1 + height[key] > MAX_NESTING_DEPTH:
-                raise nested_too_deep(file, _line(node))
-            continue
-        if key in entered:
-            raise BuildError(
-                "an anchored value contains itself through an alias: it would be infinite",
-                file=file,
-                line=_line(node),
-            )
-        entered.add(key)
-        if depth > MAX_NESTING_DEPTH:
-            raise nested_too_deep(file, _line(node))
-        values = node.value
-        children = values if isinstance(node, yaml.SequenceNode) else [n for p in values for n in p]
-        collections = [child for child in children if not isinstance(child, yaml.ScalarNode)]
-        written = len(children) - len(collections)
-        scalars += written
-        edges += len(collections)
-        stack.append((node, depth, (written, collections)))
-        stack.extend((child, depth + 1, None) for child in reversed(collections))
-    aliases = edges - (len(entered) - 1)
-    if aliases > MAX_YAML_ALIASES:
-        raise BuildError(
-            f"the document uses more than {MAX_YAML_ALIASES:,} aliases of collections",
-            file=file,
-            line=_line(root),
-        )
-    decoded = size[id(root)]
-    written = len(entered) + scalars
-    from_aliases = decoded - written
-    if (
-        from_aliases > 100
-        and decoded > 1000
-        and from_aliases / decoded > allowed_alias_ratio(decoded)
-    ):
-        shown = f"{decoded:,}" if decoded < _SATURATED else f"more than {_SATURATED:,}"
-        raise BuildError(
-            f"document contains excessive aliasing: its aliases expand {written:,} "
-            f"written values to {shown}",
-            file=file,
-            line=_line(root),
-        )
-
-
-# --- built objects ----------------------------------------------------------------------
-def depth_of(value: Any, limit: int | None = None) -> int:
-    """How many collections deep ``value`` is (a scalar is 0), without recursion.
-
-    With ``limit``, stops as soon as the depth is known to exceed it."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        depth += 1
-        if depth > deepest:
-            deepest = depth
-            if limit is not None and deepest > limit:
-                return deepest
-        stack.extend((child, depth) for child in children if isinstance(child, dict | list))
-    return deepest
 
 
 def check_object(obj: dict[str, Any], file: str, line: int | None = None) -> None:
@@ -561,7 +443,6 @@ __all__ = [
     "Output",
     "RegexError",
     "build_budget",
-    "check_document",
     "check_file_size",
     "check_object",
     "check_objects",

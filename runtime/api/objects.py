@@ -38,7 +38,16 @@ from runtime.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from runtime.api.store import Conflict, Entry, Exists, Missing, Store, Unavailable
+from runtime.api.store import (
+    MAX_OBJECT_BYTES,
+    Conflict,
+    Entry,
+    Exists,
+    Missing,
+    Store,
+    TooLarge,
+    Unavailable,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -652,6 +661,11 @@ class ObjectAPI:
             return errors.stale(info.group, info.plural, name)
         if isinstance(exc, Unavailable):
             return errors.unavailable(f"storage is unavailable: {exc}")
+        if isinstance(exc, TooLarge):
+            return errors.too_large(
+                f"{info.group_resource} {name!r} is {exc.size} bytes as JSON; objects may be at "
+                f"most {MAX_OBJECT_BYTES} bytes (etcd's request limit)"
+            )
         return errors.internal(str(exc))
 
     # --- create -----------------------------------------------------------------------

@@ -75,6 +75,20 @@ class Unavailable(StoreError):
     """The store cannot write (a previous commit failed, or it is closed)."""
 
 
+MAX_OBJECT_BYTES = 1536 * 1024
+"""The largest object stored, as JSON: etcd's default request limit (1.5 MiB)."""
+
+
+class TooLarge(StoreError):
+    """The object is larger than :data:`MAX_OBJECT_BYTES` as JSON."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"the object is {size} bytes as JSON, over the limit of {MAX_OBJECT_BYTES}"
+        )
+        self.size = size
+
+
 @dataclass(slots=True)
 class Entry:
     """An object as stored: its revision, JSON bytes, and what selectors need."""
@@ -441,6 +455,9 @@ class Store:
         rv = self._rv
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
         data = orjson.dumps(obj)
+        if len(data) > MAX_OBJECT_BYTES and typ != DELETED:
+            self._rv -= 1  # not handed out: nothing happened
+            raise TooLarge(len(data))
         labels, fields = self._indexer(res, obj)
         entry = Entry(rv, data, namespace, name, labels, fields)
         key = (res, namespace, name)

@@ -27,9 +27,8 @@ from typing import Any
 
 import orjson
 import structlog
-import yaml
 
-from kubemodel import errors
+from kubemodel import errors, yamljson
 from kubemodel.errors import ApiError
 from runtime.api import protobuf
 from runtime.api.objects import ObjectAPI, WriteOptions, WriteResult
@@ -199,24 +198,56 @@ def _api_path(path: str) -> tuple[str, str, list[str]] | None:
     return None
 
 
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's MaxRequestBodyBytes: a bigger body is refused (413) unread."""
+
+_BODY_TYPES = frozenset(
+    {"", "application/json", "application/yaml", "application/x-yaml", "text/yaml", *PATCH_TYPES}
+)
+"""Body media types besides protobuf (no Content-Type is taken as JSON)."""
+
+
 def _parse_body(req: Request, content_type: str) -> Any:
+    """The request body as JSON data: JSON, YAML (the sigs.k8s.io/yaml dialect, aliases
+    and nesting bounded: :mod:`kubemodel.yamljson`) or protobuf; 400 for what does not
+    parse or nests deeper than kube-apiserver's clients ever send, 415 for other media
+    types."""
     data = req.body_bytes
     if not data:
         raise errors.bad_request("the request body is empty")
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == protobuf.CONTENT_TYPE:
         return protobuf.decode(data)
-    if "protobuf" in ctype or "cbor" in ctype:
+    if ctype not in _BODY_TYPES:
         raise errors.unsupported_media_type(ctype)
     try:
-        return orjson.loads(data)
+        body = orjson.loads(data)
     except orjson.JSONDecodeError:
-        pass
+        body = _yaml_body(data)
+    if yamljson.depth_of(body, yamljson.MAX_NESTING_DEPTH) > yamljson.MAX_NESTING_DEPTH:
+        raise errors.bad_request(
+            f"the request body is nested deeper than {yamljson.MAX_NESTING_DEPTH} levels"
+        )
+    return body
+
+
+def _yaml_body(data: bytes) -> Any:
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(data, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise errors.bad_request(f"the request body is neither JSON nor YAML: {exc}") from exc
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.bad_request(
+            f"the request body is neither JSON nor YAML: not valid UTF-8 (byte {exc.start})"
+        ) from None
+    try:
+        documents = yamljson.load_documents(text)
+    except yamljson.YamlError as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise errors.bad_request(
+            f"the request body is neither JSON nor YAML{where}: {exc.message}"
+        ) from None
+    if len(documents) > 1:
+        raise errors.bad_request("the request body holds more than one YAML document")
+    return documents[0][0] if documents else None
 
 
 class _Accept:
@@ -324,12 +355,18 @@ class ApiApp:
 
     @staticmethod
     async def _read_body(receive: Receive) -> bytes:
+        """The request body, refused (413) as soon as it passes :data:`MAX_BODY_BYTES`."""
         chunks = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise errors.too_large(f"limit is {MAX_BODY_BYTES}")
+            chunks.append(chunk)
             if not message.get("more_body"):
                 break
         return b"".join(chunks)
