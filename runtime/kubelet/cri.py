@@ -110,6 +110,8 @@ class SandboxConfig:
     dns: DNSConfig | None = None
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     host_network: bool = False
+    host_ipc: bool = False
+    """The containers use the host's IPC namespace (the sandbox shares none)."""
     attempt: int = 0
 
 
@@ -136,6 +138,14 @@ class SecurityConfig:
     add_capabilities: tuple[str, ...] = ()
     drop_capabilities: tuple[str, ...] = ()
     supplemental_groups: tuple[int, ...] = ()
+    no_new_privileges: bool = False
+    """``allowPrivilegeEscalation: false``: the process and its children cannot gain
+    privileges (the kernel's no_new_privs)."""
+    seccomp_profile: str = ""
+    """"": the engine's default profile (RuntimeDefault); ``unconfined``; or the path of
+    a profile file (Localhost)."""
+    host_pid: bool = False
+    host_ipc: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,6 +295,11 @@ class ContainerRuntime(Protocol):
     # --- images ---------------------------------------------------------------------
     async def image_id(self, image: str) -> str | None:
         """The local image's ID, or None when it is not present."""
+        ...
+
+    async def image_user(self, image: str) -> str:
+        """The user a present image runs as (its ``USER``: a name, a uid, ``uid:gid``;
+        "" for none, i.e. root). Raises :class:`ImageNotFound` when it is not present."""
         ...
 
     async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:

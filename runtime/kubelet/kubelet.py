@@ -172,6 +172,7 @@ class Kubelet:
             node_ip=options.node_ip,
             cluster_dns=options.cluster_dns,
             cluster_domain=options.cluster_domain,
+            seccomp_root=options.root_dir / "seccomp",
         )
         self.syncer = PodSyncer(
             runtime,

@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -37,11 +38,11 @@ from runtime.kubelet.cri import (
     SandboxConfig,
     SandboxState,
     SandboxStatus,
-    SecurityConfig,
 )
 from runtime.kubelet.env import expand
 from runtime.kubelet.pleg import Relister
 from runtime.kubelet.resolvconf import ClusterDnsSettings, PodDns, pod_dns
+from runtime.kubelet.security import security_config, verify_run_as_non_root
 from runtime.kubelet.status import (
     DEADLINE_EXCEEDED,
     ContainerView,
@@ -123,6 +124,8 @@ class SyncOptions:
     cluster_domain: str = "cluster.local"
     #: The host's resolv.conf (kubelet ``--resolv-conf``): search domains and ``Default``.
     resolv_conf: str = "/etc/resolv.conf"
+    #: Where ``Localhost`` seccomp profiles are (kubelet ``<root-dir>/seccomp``).
+    seccomp_root: Path = Path("/var/lib/kubelet/seccomp")
 
 
 class Backoff:
@@ -185,21 +188,6 @@ def _bytes(value: Any) -> int | None:
     return int(parsed.to_integral_value(rounding="ROUND_CEILING"))
 
 
-def _security(pod: Mapping[str, Any], container: Mapping[str, Any]) -> SecurityConfig:
-    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
-    sc = container.get("securityContext") or {}
-    caps = sc.get("capabilities") or {}
-    return SecurityConfig(
-        run_as_user=sc.get("runAsUser", pod_sc.get("runAsUser")),
-        run_as_group=sc.get("runAsGroup", pod_sc.get("runAsGroup")),
-        read_only_root_filesystem=bool(sc.get("readOnlyRootFilesystem", False)),
-        privileged=bool(sc.get("privileged", False)),
-        add_capabilities=tuple(caps.get("add") or ()),
-        drop_capabilities=tuple(caps.get("drop") or ()),
-        supplemental_groups=tuple(int(g) for g in pod_sc.get("supplementalGroups") or ()),
-    )
-
-
 def _resources(container: Mapping[str, Any]) -> Resources:
     res = container.get("resources") or {}
     limits = res.get("limits") or {}
@@ -253,6 +241,7 @@ def sandbox_config(
         dns=dns.config,
         host_aliases=aliases,
         host_network=bool(spec.get("hostNetwork")),
+        host_ipc=bool(spec.get("hostIPC")),
         attempt=attempt,
     )
 
@@ -567,6 +556,8 @@ class PodSyncer:
         if not await self._ensure_image(pod, container, requeue):
             return
         try:
+            security = security_config(pod, container, self.options.seccomp_root)
+            verify_run_as_non_root(pod, container, await self.runtime.image_user(image))
             env = await self.env(pod, container, sandbox.ip)
             mounts = self.volumes.mounts(pod, container, dict(env))
         except Exception as exc:
@@ -600,7 +591,7 @@ class PodSyncer:
                 cri.LABEL_RESTART_COUNT: str(restart_count),
             },
             resources=_resources(container),
-            security=_security(pod, container),
+            security=security,
             stdin=bool(container.get("stdin")),
             stdin_once=bool(container.get("stdinOnce")),
             tty=bool(container.get("tty")),

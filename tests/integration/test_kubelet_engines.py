@@ -463,3 +463,93 @@ def test_a_killed_kubelet_process_restarts_and_adopts_the_same_containers(
             await runtime.close()
 
     asyncio.run(go())
+
+
+def test_a_restricted_pod_runs_as_non_root_without_privilege_escalation_and_root_is_refused(
+    engine: tuple[str, ClusterProcess], tmp_path: Path
+) -> None:
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    report = (
+        "id -u; grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; "
+        "readlink /proc/self/ns/pid; sleep 3600"
+    )
+
+    async def body(client: Client, kubelet: Kubelet, runtime: ContainerRuntime, node: str) -> None:
+        # hostPID needs a namespace whose Pod Security level allows it.
+        privileged = {"pod-security.kubernetes.io/enforce": "privileged"}
+        await client.patch("v1", "namespaces", "default", {"metadata": {"labels": privileged}})
+        try:
+            await checks(client, runtime, node)
+        finally:
+            unlabel = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}}
+            await client.patch("v1", "namespaces", "default", unlabel)
+
+    async def checks(client: Client, runtime: ContainerRuntime, node: str) -> None:
+        pod = _pod("restricted", node, [_container("c", report, securityContext=restricted)])
+        created = await client.create("v1", "pods", pod, "default")
+        root = _pod(
+            "wants-root",
+            node,
+            [_container("c", "sleep 3600", securityContext={"runAsNonRoot": True})],
+        )
+        await client.create("v1", "pods", root, "default")
+        host = _pod("host-pid", node, [_container("c", "readlink /proc/self/ns/pid; sleep 3600")])
+        host["spec"]["hostPID"] = True
+        await client.create("v1", "pods", host, "default")
+        loose = _pod(
+            "unconfined",
+            node,
+            [
+                _container(
+                    "c",
+                    "grep '^Seccomp:' /proc/self/status; sleep 3600",
+                    securityContext={"seccompProfile": {"type": "Unconfined"}},
+                )
+            ],
+        )
+        await client.create("v1", "pods", loose, "default")
+
+        async def running(name: str) -> bool:
+            return (await _pod_status(client, name)).get("phase") == "Running"
+
+        for name in ("restricted", "host-pid", "unconfined"):
+            await _until(lambda name=name: running(name), what=f"{name} running")
+        uid = created["metadata"]["uid"]
+        out = await _exec(runtime, uid, "c", report.replace("; sleep 3600", ""))
+        lines = dict(
+            line.split(":", 1) for line in out.splitlines() if ":" in line and "pid" not in line
+        )
+        assert out.splitlines()[0] == "1000"
+        assert lines["NoNewPrivs"].strip() == "1"
+        assert lines["Seccomp"].strip() == "2"  # filtered: the engine's default profile
+        assert lines["CapEff"].strip() == "0000000000000000"
+        own_pid_ns = out.strip().splitlines()[-1]
+        host_pods = await client.get("v1", "pods", "host-pid", "default")
+        host_ns = (
+            await _exec(runtime, host_pods["metadata"]["uid"], "c", "readlink /proc/self/ns/pid")
+        ).strip()
+        assert host_ns == str(Path("/proc/self/ns/pid").readlink()) != own_pid_ns
+        loose_pod = await client.get("v1", "pods", "unconfined", "default")
+        seccomp = await _exec(
+            runtime, loose_pod["metadata"]["uid"], "c", "grep '^Seccomp:' /proc/self/status"
+        )
+        assert seccomp.split()[-1] == "0"
+
+        async def refused() -> bool:
+            cs = ((await _pod_status(client, "wants-root")).get("containerStatuses") or [{}])[0]
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            return waiting.get("reason") == "CreateContainerConfigError"
+
+        await _until(refused, what="runAsNonRoot to refuse a root image")
+        cs = (await _pod_status(client, "wants-root"))["containerStatuses"][0]
+        assert cs["state"]["waiting"]["message"].startswith(
+            'container has runAsNonRoot and image will run as root (pod: "wants-root_default('
+        )
+
+    run(engine, tmp_path, body)

@@ -242,6 +242,14 @@ class DockerRuntime:
             return None
         return str(data.get("Id") or "") or None if isinstance(data, dict) else None
 
+    async def image_user(self, image: str) -> str:
+        try:
+            data = await self._api_get(f"/images/{quote(image, safe='/:@')}/json")
+        except NotFound:
+            raise ImageNotFound(f"image {image} is not present") from None
+        config = (data.get("Config") or {}) if isinstance(data, dict) else {}
+        return str(config.get("User") or "")
+
     async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:
         with tempfile.TemporaryDirectory(prefix="gitops-auth-") as tmp:
             env = self.env
@@ -376,7 +384,8 @@ class DockerRuntime:
             pod_labels = (await self.sandbox_status(sandbox_id)).labels
         pod_name = sandbox_name_from(pod_labels, sandbox_id)
         args = ["create", "--name", container_name(pod_name, config)]
-        args += ["--network", f"container:{sandbox_id}", "--ipc", f"container:{sandbox_id}"]
+        ipc = "host" if config.security.host_ipc else f"container:{sandbox_id}"
+        args += ["--network", f"container:{sandbox_id}", "--ipc", ipc]
         args += label_args(container_labels(pod_labels, config, {LABEL_SANDBOX_ID: sandbox_id}))
         args += container_create_args(config, swap_limit=self._swap_limit)
         if config.stdin and config.stdin_once:

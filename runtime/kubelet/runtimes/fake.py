@@ -38,6 +38,7 @@ from runtime.kubelet.cri import (
     ContainerStatus,
     ExecOptions,
     ExecResult,
+    ImageNotFound,
     ImagePullFailed,
     InvalidConfig,
     LogOptions,
@@ -177,6 +178,12 @@ class FakeRuntime:
         if not self._present(image):
             return None
         return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+    async def image_user(self, image: str) -> str:
+        """Fake images run as root (no ``USER``), like the busybox images of the tests."""
+        if not self._present(image):
+            raise ImageNotFound(f"image {image} is not present")
+        return ""
 
     async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:
         self.calls.append(f"pull {image}")

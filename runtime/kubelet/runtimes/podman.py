@@ -365,6 +365,12 @@ def container_create_args(config: ContainerConfig, *, swap_limit: bool) -> list[
         args += ["--cap-add", cap]
     for cap in sec.drop_capabilities:
         args += ["--cap-drop", cap]
+    if sec.no_new_privileges:
+        args += ["--security-opt", "no-new-privileges"]
+    if sec.seccomp_profile:
+        args += ["--security-opt", f"seccomp={sec.seccomp_profile}"]
+    if sec.host_pid:
+        args += ["--pid", "host"]
     res = config.resources
     if res.cpu_millis:
         args += ["--cpus", f"{res.cpu_millis / 1000:.3f}"]
@@ -602,12 +608,14 @@ def sandbox_spec(config: SandboxConfig) -> dict[str, Any]:
         "infra_name": f"{name}-infra",
         "labels": sandbox_labels(config),
     }
+    # hostIPC: the containers use the host's IPC namespace, so the pod shares none.
+    ipc = [] if config.host_ipc else ["ipc"]
     if config.host_network:
         spec["netns"] = _ns("host")
         spec["utsns"] = _ns("host")
-        spec["shared_namespaces"] = ["ipc", "net"]
+        spec["shared_namespaces"] = [*ipc, "net"]
     else:
-        spec["shared_namespaces"] = ["net", "ipc", "uts"]
+        spec["shared_namespaces"] = ["net", *ipc, "uts"]
         spec["hostname"] = config.hostname
         spec["portmappings"] = [
             {
@@ -676,6 +684,14 @@ def container_spec(
         spec["cap_add"] = list(sec.add_capabilities)
     if sec.drop_capabilities:
         spec["cap_drop"] = list(sec.drop_capabilities)
+    if sec.no_new_privileges:
+        spec["no_new_privileges"] = True
+    if sec.seccomp_profile:
+        spec["seccomp_profile_path"] = sec.seccomp_profile
+    if sec.host_pid:
+        spec["pidns"] = _ns("host")
+    if sec.host_ipc:
+        spec["ipcns"] = _ns("host")
     res = config.resources
     limits: dict[str, Any] = {}
     if res.cpu_millis or res.cpu_request_millis:
@@ -856,6 +872,15 @@ class PodmanRuntime:
         if not isinstance(data, dict):
             return None
         return _sha(str(data.get("Id") or ""))
+
+    async def image_user(self, image: str) -> str:
+        data = await self._api(
+            "GET", f"/images/{quote(image, safe='')}/json", what="image inspect", missing_ok=True
+        )
+        if not isinstance(data, dict):
+            raise ImageNotFound(f"image {image} is not present")
+        config = data.get("Config") or {}
+        return str(config.get("User") or data.get("User") or "")
 
     async def pull_image(self, image: str, auth: tuple[RegistryAuth, ...] = ()) -> str:
         with tempfile.TemporaryDirectory(prefix="gitops-auth-") as tmp:
