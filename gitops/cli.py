@@ -115,10 +115,35 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="address the ingress listeners bind and Ingresses report (default: %(default)s)",
     )
     parser.add_argument(
+        "--encryption-provider-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an EncryptionConfiguration (kube-apiserver's format) for encryption at rest; "
+        "default: STATE_DIR/encryption-config.yaml, written on first start with a new "
+        "aesgcm key for Secrets",
+    )
+    parser.add_argument(
         "--service-host",
         default="127.0.0.1",
         help="address NodePort and LoadBalancer Service ports bind and LoadBalancer "
         "Services report (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pod-security-default",
+        default=None,
+        metavar="MODE=LEVEL,...",
+        help="Pod Security levels of namespaces without pod-security.kubernetes.io labels, "
+        "e.g. enforce=baseline,warn=restricted (the default) or enforce=privileged; modes "
+        "enforce, audit, warn (and MODE-version=v1.X); a mode left out is privileged",
+    )
+    parser.add_argument(
+        "--pod-security-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a PodSecurityConfiguration (kube-apiserver's format: defaults and exemptions "
+        "of usernames, runtimeClasses, namespaces) instead of --pod-security-default",
     )
 
 
@@ -226,6 +251,15 @@ def _reconciler_parsers(sub: Any) -> None:
     add_serve_arguments(serve)
 
 
+def _pod_security(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    from runtime.api.admission.podsecurity import ConfigError, from_flags
+
+    try:
+        return from_flags(args.pod_security_default, args.pod_security_config)
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
 def cluster_config(
     args: argparse.Namespace, state_dir: Path, parser: argparse.ArgumentParser
 ) -> ClusterConfig:
@@ -265,12 +299,14 @@ def cluster_config(
             service_cidr=args.service_cidr,
             service_node_port_range=args.service_node_port_range,
             apiserver_port=args.port or 6443,
+            pod_security=_pod_security(args, parser),
         ),
         state_dir=state_dir,
         host=args.host,
         port=args.port,
         store=StoreOptions(event_retention=args.event_retention),
         bookmark_interval=args.bookmark_interval,
+        encryption_provider_config=args.encryption_provider_config,
     )
     config = ClusterConfig(
         state_dir=state_dir,

@@ -24,6 +24,7 @@ import structlog
 
 from kubeclient.factory import InformerFactory
 from kubeclient.rest import Client, KubeError, load_kubeconfig
+from runtime.api.encryption import EncryptionError
 from runtime.controllers.manager import ControllerContext, ControllerManager
 from runtime.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from runtime.kubelet.cri import ContainerRuntime, RuntimeError_
@@ -131,7 +132,10 @@ class Cluster:
 
     async def start(self) -> None:
         self.runtime_name = await choose_runtime(self.config.runtime)
-        await self.server.start()
+        try:
+            await self.server.start()
+        except EncryptionError as exc:  # a bad config or undecryptable data: say what to do
+            raise ClusterError(str(exc)) from exc
         if self.runtime_name == "none":
             return  # the API server alone: no nodes, no scheduler, no controllers
         # No connection limit: every kubelet and informer holds a watch open.

@@ -30,6 +30,7 @@ from kubemodel import errors, patch
 from kubemodel.errors import ApiError
 from kubemodel.schema import Node, Schemas
 from runtime.api import admission, decode, services, ssa, storageclasses
+from runtime.api.admission import podsecurity
 from runtime.api.registry import CustomInfo, Registry, ResourceInfo
 from runtime.api.selectors import (
     FieldSelector,
@@ -147,6 +148,10 @@ class ApiOptions:
     service_node_port_range: str = services.DEFAULT_NODE_PORT_RANGE
     # The API server's secure port: the targetPort of the ``kubernetes`` Service.
     apiserver_port: int = 6443
+    # PodSecurity admission's defaults for unlabelled namespaces and its exemptions
+    # (kube-apiserver's PodSecurityConfiguration; this cluster's default is
+    # enforce=baseline, warn=restricted: see runtime.api.admission.podsecurity).
+    pod_security: podsecurity.PodSecurityConfig = podsecurity.DEFAULT_CONFIG
 
 
 @dataclass
@@ -157,6 +162,8 @@ class WriteOptions:
     field_manager: str = ""
     force: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
+    # The requester's username (PodSecurity's username exemptions); "" when unknown.
+    user: str = ""
 
 
 @dataclass
@@ -601,6 +608,47 @@ class ObjectAPI:
             name = str(_meta(obj).get("name") or "")
             raise errors.invalid_object(info.group, info.kind, name, causes)
 
+    def _pod_security(
+        self,
+        info: ResourceInfo,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> list[str]:
+        """Kubernetes' PodSecurity admission for a validated write: raises its 403 (a pod
+        the namespace's enforce level refuses) or 422 (bad namespace labels), returns its
+        warnings. Runs after validation, as kube-apiserver's validating admission does."""
+        if info.custom is not None or (info.group, info.plural) not in podsecurity.RESOURCES:
+            return []
+        meta = _meta(obj)
+        name = str(meta.get("name") or "")
+        request = podsecurity.Request(
+            group=info.group,
+            resource=info.plural,
+            name=name,
+            namespace=name if info.store_key == NAMESPACES else str(meta.get("namespace") or ""),
+            obj=obj,
+            old=old,
+            subresource=subresource,
+            username=opts.user,
+        )
+        decision = podsecurity.admit(self.options.pod_security, request, self._lookups)
+        if decision.error is not None:
+            raise decision.error
+        return decision.warnings
+
+    @property
+    def _lookups(self) -> podsecurity.Lookups:
+        def labels(namespace: str) -> dict[str, str] | None:
+            entry = self.store.latest(NAMESPACES, "", namespace)
+            return None if entry is None else dict(entry.labels)
+
+        def pods(namespace: str) -> Iterator[dict[str, Any]]:
+            return (entry.obj() for entry in self.store.iter(PODS, namespace))
+
+        return podsecurity.Lookups(labels, pods)
+
     def _default_storage_class(self, claim: dict[str, Any]) -> None:
         """Kubernetes' DefaultStorageClass admission: a new claim that names no class
         gets the cluster's default StorageClass, if there is one."""
@@ -688,6 +736,7 @@ class ObjectAPI:
         name = str(name or "")
         self._prepare_create(info, obj)
         self._admit(info, obj, None)
+        warnings += self._pod_security(info, obj, None, opts)
         if info.store_key == CRDS:
             self._crd_status(obj)
         self._track(info, None, obj, opts.field_manager)
@@ -864,6 +913,7 @@ class ObjectAPI:
         if subresource not in ("status", "finalize"):
             _carry_over(info, old, new)
         self._admit(info, new, old)
+        warnings = warnings + self._pod_security(info, new, old, opts, subresource)
         tracks_generation = info.custom is not None or info.store_key in _GENERATION_KINDS
         if tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
@@ -975,6 +1025,7 @@ class ObjectAPI:
             )
             self._prepare_create(info, new)
             self._admit(info, new, None)
+            warnings += self._pod_security(info, new, None, opts)
             if info.store_key == CRDS:
                 self._crd_status(new)
             return await self._do_create(info, namespace, name, new, opts, warnings)

@@ -18,6 +18,17 @@ Model (the same as kine/etcd):
   events) so a watcher can resume from its last revision even across a restart; an
   older revision is answered with :class:`Expired` (HTTP 410).
 
+Encryption at rest (:mod:`runtime.api.encryption`, ``StoreOptions.encryption``): the
+writer thread seals the values of the resources the config lists (Secrets by default)
+before they reach SQLite, in the ``objects`` table and in the ``events`` history alike,
+so no plain value is ever written; memory keeps plain JSON. At start every value is
+opened (one that cannot be stops the store from opening, with an
+:class:`~runtime.api.encryption.EncryptionError`), and rows not under the current write
+key (a rotated key, encryption turned on or off) are rewritten in place with the same
+revision, history past the retained window is dropped, and the database is vacuumed and
+its WAL truncated so that no old form remains in free pages. Idempotent: a second start
+writes nothing.
+
 Reads (``get``/``list``) see committed state only. Writers that must build on the
 newest state (read-modify-write in the object layer) use :meth:`Store.latest`, which
 also sees writes still waiting for their commit.
@@ -40,6 +51,13 @@ import orjson
 import structlog
 
 from kubemodel.files import private_database
+from runtime.api.encryption import (
+    DecryptError,
+    EncryptionConfig,
+    Unsealer,
+    describe_stored,
+    storage_aad,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +154,19 @@ class StoreOptions:
     synchronous: str = "NORMAL"
     # Most writes committed in one transaction by the writer thread.
     max_batch: int = 512
+    # Encryption at rest of the resources it lists (runtime.api.encryption); None stores
+    # every value as JSON (and refuses to open encrypted ones).
+    encryption: EncryptionConfig | None = None
+
+
+@dataclass(slots=True)
+class _Opened:
+    """A row opened at start; ``seal_again`` is its value under the current write key
+    when ``stale``."""
+
+    entry: Entry
+    stale: bool = False
+    seal_again: bytes = b""
 
 
 @dataclass
@@ -179,6 +210,7 @@ class _Writer(threading.Thread):
         self._loop = loop
         self._done = done
         self._since_compaction = 0
+        self._encryption = options.encryption
 
     def run(self) -> None:
         db = sqlite3.connect(self._db_path, isolation_level=None, check_same_thread=False)
@@ -218,12 +250,18 @@ class _Writer(threading.Thread):
         puts = []
         dels = []
         events = []
+        encryption = self._encryption
         for op in batch:
+            data = op.entry.data
+            if encryption is not None:
+                transformer = encryption.transformer(op.res)
+                if transformer is not None:  # sealed before SQLite sees it, never after
+                    data = transformer.seal(data, storage_aad(op.res, op.namespace, op.name))
             if op.type == DELETED:
                 dels.append((op.res, op.namespace, op.name))
             else:
-                puts.append((op.res, op.namespace, op.name, op.rv, op.entry.data))
-            events.append((op.rv, op.type, op.res, op.namespace, op.name, op.entry.data))
+                puts.append((op.res, op.namespace, op.name, op.rv, data))
+            events.append((op.rv, op.type, op.res, op.namespace, op.name, data))
         if puts:
             db.executemany(
                 "INSERT OR REPLACE INTO objects (res, ns, name, rv, data) VALUES (?,?,?,?,?)", puts
@@ -313,11 +351,18 @@ class Store:
             self._rv = self._committed_rv = int(row[0]) if row else 0
             row = db.execute("SELECT value FROM meta WHERE key='compacted'").fetchone()
             self._compacted = int(row[0]) if row else 0
+            unsealer = Unsealer(self.options.encryption)
+            stale_objects: list[tuple[bytes, str, str, str]] = []
+            stale_events: list[tuple[bytes, int]] = []
             for res, ns, name, rv, data in db.execute(
                 "SELECT res, ns, name, rv, data FROM objects"
             ):
-                entry = self._make_entry(res, ns, name, int(rv), bytes(data))
-                self._resources.setdefault(res, _Resource()).put(entry)
+                stored = self._open_entry(unsealer, res, ns, name, int(rv), bytes(data))
+                if stored is None:
+                    continue
+                if stored.stale:
+                    stale_objects.append((stored.seal_again, res, ns, name))
+                self._resources.setdefault(res, _Resource()).put(stored.entry)
             floor = max(self._compacted, self._rv - self.options.event_retention)
             self._compacted = floor
             previous: dict[tuple[str, str, str], Entry] = {}
@@ -325,10 +370,28 @@ class Store:
                 "SELECT rv, type, res, ns, name, data FROM events WHERE rv > ? ORDER BY rv",
                 (floor,),
             ):
-                entry = self._make_entry(res, ns, name, int(rv), bytes(data))
+                opened = self._open_entry(unsealer, res, ns, name, int(rv), bytes(data))
+                if opened is None:
+                    continue
+                if opened.stale:
+                    stale_events.append((opened.seal_again, int(rv)))
+                entry = opened.entry
                 key = (res, ns, name)
                 self._append_event(Event(int(rv), typ, res, entry, previous.get(key)))
                 previous[key] = entry
+            error = unsealer.error()
+            if error is not None:
+                raise error
+            # History past the retained window is never read again: its rows only matter
+            # when they are not in the current write form (then they go with the rewrite).
+            remnants = any(
+                unsealer.is_stale_remnant(res, bytes(data))
+                for res, data in db.execute("SELECT res, data FROM events WHERE rv <= ?", (floor,))
+            )
+            if stale_objects or stale_events or remnants:
+                self._rewrite(db, stale_objects, stale_events, floor)
+            elif db.execute("SELECT 1 FROM meta WHERE key='scrub'").fetchone():
+                self._scrub(db)  # a rewrite committed, its scrub interrupted
         finally:
             db.close()
         log.info(
@@ -337,6 +400,71 @@ class Store:
             revision=self._rv,
             objects=sum(r.count for r in self._resources.values()),
         )
+
+    def _open_entry(
+        self, unsealer: Unsealer, res: str, namespace: str, name: str, rv: int, stored: bytes
+    ) -> _Opened | None:
+        """A stored row as an entry (None when it cannot be opened: the unsealer has the
+        error); a stale one also carries its value sealed under the current write key."""
+        opened = unsealer.open(res, namespace, name, stored)
+        if opened is None:
+            return None
+        data, stale = opened
+        try:
+            entry = self._make_entry(res, namespace, name, rv, data)
+        except orjson.JSONDecodeError:
+            if data is stored:
+                raise  # not encrypted: a damaged database, as before
+            # aescbc has no authentication: a wrong key yields noise, never served
+            what = describe_stored(stored)
+            unsealer.fail(
+                res,
+                namespace,
+                name,
+                DecryptError(
+                    what,
+                    "the decrypted value is not an object (the key's secret is not the one "
+                    "that wrote it)",
+                    f"put back the secret {what} had when the value was written",
+                ),
+            )
+            return None
+        if not stale:
+            return _Opened(entry)
+        transformer = unsealer.transformer(res)
+        assert transformer is not None
+        return _Opened(entry, True, transformer.seal(data, storage_aad(res, namespace, name)))
+
+    def _rewrite(
+        self,
+        db: sqlite3.Connection,
+        objects: list[tuple[bytes, str, str, str]],
+        events: list[tuple[bytes, int]],
+        floor: int,
+    ) -> None:
+        """Store stale rows under the current write key in place (same revisions), drop
+        the history past the retained window, then scrub the old forms from the file."""
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("UPDATE objects SET data=? WHERE res=? AND ns=? AND name=?", objects)
+        db.executemany("UPDATE events SET data=? WHERE rv=?", events)
+        db.execute("DELETE FROM events WHERE rv <= ?", (floor,))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('compacted', ?)", (floor,))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('scrub', 1)")
+        db.execute("COMMIT")
+        log.info(
+            "store.rewritten_under_current_keys",
+            path=str(self.path),
+            objects=len(objects),
+            history=len(events),
+        )
+        self._scrub(db)
+
+    def _scrub(self, db: sqlite3.Connection) -> None:
+        """VACUUM (no free page keeps an old form) and truncate the WAL."""
+        db.execute("VACUUM")
+        db.execute("DELETE FROM meta WHERE key='scrub'")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None

@@ -1,9 +1,12 @@
-"""Running the API server: state directory, credentials, store, HTTPS listener.
+"""Running the API server: state directory, credentials, encryption at rest, store,
+HTTPS listener.
 
 Who calls it: :mod:`runtime.cluster` (``gitops cluster up``) and tests that need a real
 server. :class:`ApiServer` is an async context: entering it opens the store, creates
 the system namespaces, writes the kubeconfig and starts listening; leaving it stops
-the listener, ends open watches and closes the store.
+the listener, ends open watches and closes the store. The store encrypts Secrets at rest
+with ``<state>/encryption-config.yaml`` (written with a new key on first start) or the
+operator's ``--encryption-provider-config`` (:mod:`runtime.api.encryption`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -23,6 +26,7 @@ import uvicorn
 
 from kubemodel import schema
 from kubemodel.files import private_dir
+from runtime.api.encryption import EncryptionError, load_for_server
 from runtime.api.objects import ApiOptions, ObjectAPI
 from runtime.api.registry import Registry
 from runtime.api.store import Store, StoreOptions
@@ -43,6 +47,10 @@ class ApiServerConfig:
     api: ApiOptions = field(default_factory=ApiOptions)
     bookmark_interval: float = 60.0
     extra_sans: tuple[str, ...] = ()
+    #: kube-apiserver's ``--encryption-provider-config``: an ``EncryptionConfiguration``
+    #: file; None uses (and on first start writes) ``<state_dir>/encryption-config.yaml``.
+    #: Ignored when ``store.encryption`` is already set.
+    encryption_provider_config: Path | None = None
 
 
 class _Uvicorn(uvicorn.Server):
@@ -111,7 +119,19 @@ class ApiServer:
             port=self.port,
             extra_hosts=self.config.extra_sans,
         )
-        await self.store.open()
+        if self.store.options.encryption is None:
+            encryption = await asyncio.to_thread(
+                load_for_server, state, self.config.encryption_provider_config
+            )
+            self.store.options = replace(self.store.options, encryption=encryption)
+        try:
+            await self.store.open()
+        except EncryptionError:
+            # A default config written just now (its file was missing) cannot read this
+            # store: it is not kept, so the next start is the same until it is restored.
+            if self.store.options.encryption is not None:
+                self.store.options.encryption.discard_if_created()
+            raise
         await self.api.bootstrap()
         self.app = ApiApp(
             self.api,
