@@ -153,6 +153,7 @@ def prepare(
         else:
             meta.pop("namespace", None)
         if options.project is not None:
+            labels = meta.get("labels")
             problem = object_problem(
                 options.project,
                 cluster=options.cluster,
@@ -160,6 +161,7 @@ def prepare(
                 kind=m.kind,
                 namespaced=namespaced,
                 namespace=str(meta.get("namespace") or ""),
+                labels=labels if isinstance(labels, dict) else None,
             )
             if problem is not None:
                 where = f"{m.kind} {meta.get('name')}"

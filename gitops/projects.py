@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
@@ -40,6 +40,9 @@ from kubemodel import validation as names
 
 DEFAULT_PROJECT = "default"
 BUILTIN_CLUSTER = "builtin"
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
+_STRICTNESS = {"privileged": 0, "baseline": 1, "restricted": 2}
 
 
 class _Model(BaseModel):
@@ -106,6 +109,10 @@ class Project(_Model):
     service_account_name: str | None = None
     """Apply as this ServiceAccount of the destination namespace (impersonation), unless
     the Application names its own."""
+    minimum_pod_security: PodSecurityLevel | None = None
+    """The least strict Pod Security ``enforce`` level a Namespace the project applies may
+    set (``pod-security.kubernetes.io/enforce``): a commit cannot relabel a namespace
+    ``privileged`` to run pods with host access. Unset: no bound."""
 
     @field_validator("name")
     @classmethod
@@ -192,8 +199,10 @@ def object_problem(
     kind: str,
     namespaced: bool,
     namespace: str,
+    labels: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """Why the project does not allow applying this object (None if it does)."""
+    """Why the project does not allow applying this object (None if it does);
+    ``labels`` are the object's (a Namespace's Pod Security labels are bounded)."""
     if not project.permits_kind(group, kind, namespaced=namespaced):
         scope = "namespaced" if namespaced else "cluster-scoped"
         return f"project {project.name!r} does not allow {scope} kind {kind_text(group, kind)}" + (
@@ -204,6 +213,14 @@ def object_problem(
             f"project {project.name!r} does not allow namespace {namespace!r} on cluster "
             f"{cluster!r}"
         )
+    if group == "" and kind == "Namespace" and project.minimum_pod_security is not None:
+        level = (labels or {}).get(ENFORCE_LABEL)
+        least = project.minimum_pod_security
+        if isinstance(level, str) and _STRICTNESS.get(level, 0) < _STRICTNESS[least]:
+            return (
+                f"project {project.name!r} does not allow the label {ENFORCE_LABEL}={level} "
+                f"(its Namespaces may not be less strict than {least!r})"
+            )
     return None
 
 

@@ -98,6 +98,13 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         "rbac.authorization.k8s.io/ClusterRole (repeatable; default: every kind, '-' none)",
     )
     bounds.add_argument(
+        "--allow-pod-security",
+        default="baseline",
+        choices=("privileged", "baseline", "restricted"),
+        help="the least strict Pod Security enforce label a Namespace from the repository "
+        "may carry (default: %(default)s: no namespace labelled privileged)",
+    )
+    bounds.add_argument(
         "--deny-kind",
         action="append",
         default=[],
@@ -133,6 +140,7 @@ def root_project(args: argparse.Namespace, root: Application) -> Project:
         ),
         cluster_resource_whitelist=cluster_kinds,
         namespace_resource_blacklist=tuple(_group_kind(k) for k in args.deny_kind),
+        minimum_pod_security=args.allow_pod_security,
     )
 
 

@@ -412,3 +412,32 @@ def test_an_alias_bomb_is_refused_while_loading_with_its_file_and_nothing_applie
     assert not result.ok and result.error_phase == "build"
     assert "root/bomb.yaml" in result.error and "alias" in result.error.lower()
     assert "fine" not in configmaps(namespaces, "untrusted")
+
+
+def test_a_commit_cannot_relabel_a_namespace_below_its_projects_pod_security(
+    namespaces: ClusterProcess, tmp_path: Path
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    project = {
+        "name": "root",
+        "sourceRepos": [str(repo.path)],
+        "destinations": [{"cluster": "builtin", "namespace": "*"}],
+        "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+        "minimumPodSecurity": "baseline",
+    }
+
+    def namespace(level: str) -> str:
+        labels = {"pod-security.kubernetes.io/enforce": level}
+        return yaml.safe_dump(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pss", "labels": labels}}
+        )
+
+    repo.commit({"root/ns.yaml": namespace("privileged")})
+    config = root_config(repo.path, project=project)
+    result, _ = run(namespaces, config, "root", tmp_path / "cache")
+    assert not result.ok and "root/ns.yaml:1" in result.error
+    assert "does not allow the label pod-security.kubernetes.io/enforce=privileged" in result.error
+    assert "pss" not in kubectl(namespaces, "get", "namespaces", "-o", "name")
+    repo.commit({"root/ns.yaml": namespace("restricted")})
+    result, _ = run(namespaces, config, "root", tmp_path / "cache")
+    assert result.ok, result.error
