@@ -203,7 +203,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "--nodes",
             str(args.nodes),
             "--controllers",
-            "deployment,replicaset",
+            "deployment,replicaset,serviceaccount,root-ca-cert-publisher",
             "--node-grace-period",
             "86400",
             "--event-retention",

@@ -294,7 +294,9 @@ async def commit_latency(proc: ClusterProcess, work: Path, commits: int) -> dict
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="gitops-bench-"))
     proc = ClusterProcess(
-        work / "cluster", runtime="fake", extra_args=("--controllers", "none", "--nodes", "1")
+        work / "cluster",
+        runtime="fake",
+        extra_args=("--controllers", "serviceaccount,root-ca-cert-publisher", "--nodes", "1"),
     )
     proc.start(timeout=120)
     results: dict[str, Any] = {}

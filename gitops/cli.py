@@ -124,6 +124,22 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "aesgcm key for Secrets",
     )
     parser.add_argument(
+        "--token-auth-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="static bearer tokens, kube-apiserver's format: CSV lines token,user,uid"
+        '[,"group1,group2"] (default: none)',
+    )
+    parser.add_argument(
+        "--anonymous-auth",
+        choices=("true", "false"),
+        default="true",
+        help="requests without credentials act as system:anonymous, allowed only what "
+        "RBAC grants it (by default health and version); false answers them 401 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--service-host",
         default="127.0.0.1",
         help="address NodePort and LoadBalancer Service ports bind and LoadBalancer "
@@ -307,6 +323,8 @@ def cluster_config(
         store=StoreOptions(event_retention=args.event_retention),
         bookmark_interval=args.bookmark_interval,
         encryption_provider_config=args.encryption_provider_config,
+        token_auth_file=args.token_auth_file,
+        anonymous_auth=args.anonymous_auth == "true",
     )
     config = ClusterConfig(
         state_dir=state_dir,

@@ -237,8 +237,12 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
+    from gitops import reconciler_identity
+    from gitops.errors import ClusterError as ClusterError_
     from gitops.service import Service, ServiceOptions, WebhookPolicy
+    from kubeclient.rest import KubeError
     from runtime.cluster import Cluster, ClusterError
+    from runtime.server.tls import issue_client_credentials
 
     try:
         config = root_config(args)
@@ -258,6 +262,20 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
         await cluster.stop()
         return 1
     kubeconfig = cluster.server.kubeconfig
+    try:
+        # The reconciler's own least-privilege identity (the root project's bounds as
+        # RBAC), never the admin kubeconfig the user gets.
+        reconciler_kubeconfig = issue_client_credentials(
+            cluster.config.state_dir,
+            "gitops-reconciler",
+            reconciler_identity.USER,
+            (reconciler_identity.GROUP,),
+        )
+        identity, identity_task = await reconciler_identity.start(kubeconfig, config.projects[0])
+    except (KubeError, ClusterError_, OSError) as exc:
+        print(f"error: the reconciler's identity cannot be set up: {exc}", file=sys.stderr)
+        await cluster.stop()
+        return 1
     for warning in cluster.warnings():
         print(f"warning: {warning}", flush=True)
     print(f"cluster: {cluster.server.url} (runtime {cluster.runtime_name})", flush=True)
@@ -268,7 +286,7 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
         ServiceOptions(
             state_dir=args.state_dir,
             listen=args.listen,
-            builtin_kubeconfig=kubeconfig,
+            builtin_kubeconfig=reconciler_kubeconfig,
             webhook_secret=os.environ.get("GITOPS_WEBHOOK_SECRET") or None,
             webhooks=WebhookPolicy(allow_unsigned=args.allow_unsigned_webhooks),
         ),
@@ -300,5 +318,6 @@ async def run_up(args: argparse.Namespace, cluster_config: Any) -> int:
     finally:
         print("shutting down", flush=True)
         await service.stop()
+        await reconciler_identity.stop(identity, identity_task)
         await cluster.stop()
     return code

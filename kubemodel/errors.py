@@ -252,6 +252,18 @@ def forbidden_error(message: str) -> ApiError:
     return ApiError(403, "Forbidden", message)
 
 
+def forbidden_resource(group: str, resource: str, name: str, detail: str) -> ApiError:
+    """apimachinery's ``NewForbidden``: ``<resource>[.<group>] ["<name>"] is forbidden:
+    <detail>``, or ``forbidden: <detail>`` without a resource (non-resource paths)."""
+    if not resource and not group:
+        return ApiError(403, "Forbidden", f"forbidden: {detail}", {})
+    qualified = _qualified(resource, group)
+    subject = f'{qualified} "{name}"' if name else qualified
+    return ApiError(
+        403, "Forbidden", f"{subject} is forbidden: {detail}", _details(name, group, resource)
+    )
+
+
 def internal(message: str) -> ApiError:
     return ApiError(
         500,

@@ -3,8 +3,18 @@
 controller, the networking (service proxy, cluster DNS, ingress controller:
 :mod:`runtime.network.wiring`), and one kubelet per node driving podman, docker or the
 fake runtime.
-Every component except the API server reaches the API over HTTPS with the generated
-kubeconfig, as it would on a real cluster. Called by :mod:`gitops.cli`.
+Every component except the API server reaches the API over HTTPS with an identity of
+its own, as on a real cluster: a client certificate signed by the cluster CA
+(:func:`runtime.server.tls.issue_client_credentials`) whose CN is the user and O the
+groups — each kubelet ``system:node:<node>`` in ``system:nodes`` (the Node authorizer and
+NodeRestriction scope it to its node), the scheduler ``system:kube-scheduler``, the
+controller manager and the node lifecycle controller ``system:kube-controller-manager``,
+and the networking (proxy, DNS, ingress router and host ports share one client, see
+:data:`NETWORK_IDENTITY`) ``system:gitops:network``. The API server reaches the kubelets with a token
+of its own (:func:`runtime.server.tls.ensure_kubelet_client_token`) that it never
+accepts itself; no component holds the admin token. The admin kubeconfig is used only
+for what an operator does (kubeadm's part): labelling the first node as control plane,
+and :attr:`Cluster.client` for ``gitops up``'s summary. Called by :mod:`gitops.cli`.
 """
 
 from __future__ import annotations
@@ -30,12 +40,42 @@ from runtime.controllers.nodelifecycle import NodeLifecycleController, NodeLifec
 from runtime.kubelet.cri import ContainerRuntime, RuntimeError_
 from runtime.kubelet.kubelet import Kubelet, KubeletOptions
 from runtime.network.wiring import KUBE_DNS, ClusterNetwork, NetworkConfig, NetworkError
-from runtime.server.serve import ApiServer, ApiServerConfig
-from runtime.server.tls import issue_serving_certificate
+from runtime.server.serve import ApiServer, ApiServerConfig, ApiServerError
+from runtime.server.tls import (
+    ensure_kubelet_client_token,
+    issue_client_credentials,
+    issue_serving_certificate,
+)
 
 log = structlog.get_logger(__name__)
 
 RUNTIMES = ("auto", "podman", "docker", "fake", "none")
+
+
+#: A component's identity: (kubeconfig file stem, user = certificate CN, groups = O's).
+Identity = tuple[str, str, tuple[str, ...]]
+SCHEDULER_IDENTITY: Identity = ("kube-scheduler", "system:kube-scheduler", ())
+CONTROLLER_MANAGER_IDENTITY: Identity = (
+    "kube-controller-manager",
+    "system:kube-controller-manager",
+    (),
+)
+#: The networking's one client (runtime.network.wiring shares it between the proxy, the
+#: DNS server, the ingress router and the host ports): the user of the bootstrap role
+#: ``system:gitops:network`` (runtime.auth.bootstrap).
+NETWORK_IDENTITY: Identity = ("network", "system:gitops:network", ())
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def kubelet_identity(node: str) -> Identity:
+    """A kubelet's identity: ``system:node:<node>`` in group ``system:nodes``."""
+    return (f"kubelet-{node}", f"system:node:{node}", ("system:nodes",))
+
+
+def component_kubeconfig(state_dir: Path, identity: Identity) -> Path:
+    """The component's kubeconfig (issued once, reused while valid)."""
+    stem, user, groups = identity
+    return issue_client_credentials(state_dir, stem, user, groups)
 
 
 STOP_STEP_TIMEOUT = 30.0
@@ -122,8 +162,11 @@ class Cluster:
             state_dir=config.state_dir, host=config.host, port=config.port
         )
         self.server = ApiServer(api_config)
+        #: The operator's client (admin kubeconfig): not given to any component.
         self.client: Client | None = None
         self.controller_client: Client | None = None
+        self.scheduler_client: Client | None = None
+        self.kubelet_clients: list[Client] = []
         self.kubelets: list[Kubelet] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.runtime_name = ""
@@ -134,35 +177,36 @@ class Cluster:
         self.runtime_name = await choose_runtime(self.config.runtime)
         try:
             await self.server.start()
-        except EncryptionError as exc:  # a bad config or undecryptable data: say what to do
+        except (EncryptionError, ApiServerError) as exc:  # bad config: say what to do
             raise ClusterError(str(exc)) from exc
         if self.runtime_name == "none":
             return  # the API server alone: no nodes, no scheduler, no controllers
-        # No connection limit: every kubelet and informer holds a watch open.
-        self.client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
+        self.client = Client(load_kubeconfig(self.server.kubeconfig))
         await self.client.open()
+        # Each component has a client of its own, so their watches and writes never
+        # queue behind each other's; the node lifecycle controller is the controller
+        # manager's.
+        self.controller_client = await self._component_client(CONTROLLER_MANAGER_IDENTITY)
         lifecycle = NodeLifecycleController(
-            self.client, NodeLifecycleOptions(grace_period=self.config.node_grace_period)
+            self.controller_client,
+            NodeLifecycleOptions(grace_period=self.config.node_grace_period),
         )
         self._tasks.append(asyncio.create_task(lifecycle.run()))
-        scheduler = _scheduler(self.client)
+        self.scheduler_client = await self._component_client(SCHEDULER_IDENTITY)
+        scheduler = _scheduler(self.scheduler_client)
         if scheduler is not None:
             self._tasks.append(asyncio.create_task(scheduler))
         if self.config.controllers:
-            # The controllers get a client of their own, so their watches and writes
-            # never queue behind the kubelets' (and the other way round).
-            self.controller_client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
-            await self.controller_client.open()
             ctx = ControllerContext(
                 self.controller_client,
                 InformerFactory(self.controller_client),
                 self.config.state_dir / "controllers",
                 self.config.controller_settings,
+                ca_pem=self._ca_pem(),
             )
             manager = ControllerManager(ctx, self.config.controllers)
             self._tasks.append(asyncio.create_task(manager.run()))
-        assert self.server.credentials is not None
-        token = self.server.credentials.token
+        kubelet_token = await asyncio.to_thread(ensure_kubelet_client_token, self._state_dir)
         names = node_names(self.config.nodes)
         runtimes = [make_runtime(self.runtime_name, self.config.state_dir, n) for n in names]
         try:
@@ -171,21 +215,24 @@ class Cluster:
             for runtime in runtimes:
                 await runtime.close()
             raise
+        if self.network.config.gateway:
+            # Pods reach the API server as https://kubernetes.default.svc: it listens on
+            # the bridge's gateway too, published as the kubernetes Service's endpoint.
+            await self.server.serve_pods_at(self.network.config.gateway)
         for name, runtime in zip(names, runtimes, strict=True):
             cert = issue_serving_certificate(
                 self.config.state_dir, name, ("127.0.0.1", "localhost")
             )
+            client = await self._component_client(kubelet_identity(name))
+            self.kubelet_clients.append(client)
             kubelet = Kubelet(
-                self.client,
+                client,
                 runtime,
                 KubeletOptions(
                     node_name=name,
                     root_dir=self.config.state_dir / "nodes" / name,
-                    server_token=token,
+                    server_token=kubelet_token,
                     server_cert=cert,
-                    labels={"node-role.kubernetes.io/control-plane": "true"}
-                    if name == "node-0"
-                    else {},
                     cluster_dns=self.network.cluster_dns,
                     cluster_domain=self.config.network.cluster_domain,
                 ),
@@ -193,6 +240,33 @@ class Cluster:
             self.kubelets.append(kubelet)
             self._tasks.append(asyncio.create_task(kubelet.run()))
         await asyncio.gather(*(k.ready.wait() for k in self.kubelets))
+        if "node-0" in names:
+            # NodeRestriction keeps kubelets from setting node-role labels: the operator
+            # marks the control-plane node, as kubeadm does with its admin credentials.
+            try:
+                await self.client.patch(
+                    "v1", "nodes", "node-0", {"metadata": {"labels": {CONTROL_PLANE_LABEL: "true"}}}
+                )
+            except KubeError as exc:
+                log.warning("cluster.control_plane_label_failed", error=str(exc))
+
+    @property
+    def _state_dir(self) -> Path:
+        """The API server's state directory (its CA signs the components' certificates)."""
+        return self.server.config.state_dir
+
+    async def _component_client(self, identity: Identity) -> Client:
+        """An open client with the component's own certificate. No connection limit:
+        every informer of a component holds a watch open."""
+        path = await asyncio.to_thread(component_kubeconfig, self._state_dir, identity)
+        client = Client(load_kubeconfig(path), connections=0)
+        await client.open()
+        return client
+
+    def _ca_pem(self) -> bytes:
+        """The cluster CA certificate (PEM), for the root-ca-cert-publisher."""
+        credentials = self.server.credentials
+        return credentials.ca_cert.read_bytes() if credentials is not None else b""
 
     async def _start_network(self, runtime: ContainerRuntime) -> ClusterNetwork:
         """The proxy, cluster DNS and ingress controller, on a client of their own."""
@@ -207,8 +281,7 @@ class Cluster:
                     f"address is unknown: {exc}"
                 ) from exc
         config = replace(self.config.network, engine=engine, gateway=gateway)
-        self.network_client = Client(load_kubeconfig(self.server.kubeconfig), connections=0)
-        await self.network_client.open()
+        self.network_client = await self._component_client(NETWORK_IDENTITY)
         network = ClusterNetwork(self.network_client, config)
         try:
             await network.start()
@@ -253,6 +326,10 @@ class Cluster:
                     await asyncio.wait_for(kubelet.runtime.close(), STOP_STEP_TIMEOUT)
         if self.network_client is not None:
             await self.network_client.close()
+        for client in self.kubelet_clients:
+            await client.close()
+        if self.scheduler_client is not None:
+            await self.scheduler_client.close()
         if self.controller_client is not None:
             await self.controller_client.close()
         if self.client is not None:
@@ -335,8 +412,10 @@ async def _cluster_dns_of(client: Client) -> tuple[str, ...]:
 
 async def run_kubelet(state_dir: Path, node_name: str, runtime: str) -> int:
     """``gitops kubelet``: one node's kubelet as its own process, against the cluster whose
-    state directory holds the kubeconfig, token and CA. Stops on SIGINT/SIGTERM and leaves
-    the containers running (a new kubelet adopts them)."""
+    state directory holds the kubeconfig and CA: it reaches the API as
+    ``system:node:<node>`` with a client certificate of its own, and checks the API
+    server's kubelet-client token on its endpoint. Stops on SIGINT/SIGTERM and leaves the
+    containers running (a new kubelet adopts them)."""
     kubeconfig = state_dir / "kubeconfig"
     if not kubeconfig.exists():
         print(
@@ -353,9 +432,10 @@ async def run_kubelet(state_dir: Path, node_name: str, runtime: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    token = (state_dir / "token").read_text().strip()
+    token = ensure_kubelet_client_token(state_dir)
     cert = issue_serving_certificate(state_dir, node_name, ("127.0.0.1", "localhost"))
-    async with Client(load_kubeconfig(kubeconfig)) as client:
+    node_kubeconfig = component_kubeconfig(state_dir, kubelet_identity(node_name))
+    async with Client(load_kubeconfig(node_kubeconfig)) as client:
         kubelet = Kubelet(
             client,
             make_runtime(name, state_dir, node_name),

@@ -51,6 +51,11 @@ class ClusterProcess:
         return (self.state_dir / "token").read_text().strip()
 
     @property
+    def kubelet_client_token(self) -> str:
+        """What the API server presents to kubelets (never accepted by the API server)."""
+        return (self.state_dir / "kubelet-client.token").read_text().strip()
+
+    @property
     def ca(self) -> Path:
         return self.state_dir / "pki" / "ca.crt"
 

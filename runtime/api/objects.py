@@ -19,7 +19,7 @@ import contextlib
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,8 @@ from runtime.api.store import (
     TooLarge,
     Unavailable,
 )
+from runtime.auth.admission import AdmissionPlugin, AdmissionRequest, Operation
+from runtime.auth.user import UserInfo
 
 log = structlog.get_logger(__name__)
 
@@ -152,6 +154,8 @@ class ApiOptions:
     # (kube-apiserver's PodSecurityConfiguration; this cluster's default is
     # enforce=baseline, warn=restricted: see runtime.api.admission.podsecurity).
     pod_security: podsecurity.PodSecurityConfig = podsecurity.DEFAULT_CONFIG
+    # Admission plugins that read the requester (runtime.auth.admission), in order.
+    admission: Sequence[AdmissionPlugin] = ()
 
 
 @dataclass
@@ -162,8 +166,13 @@ class WriteOptions:
     field_manager: str = ""
     force: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
-    # The requester's username (PodSecurity's username exemptions); "" when unknown.
-    user: str = ""
+    # Who asks (admission plugins, PodSecurity's username exemptions); None for the
+    # server's own writes, which skip the requester-dependent admission plugins.
+    requester: UserInfo | None = None
+
+    @property
+    def user(self) -> str:
+        return self.requester.name if self.requester is not None else ""
 
 
 @dataclass
@@ -608,6 +617,58 @@ class ObjectAPI:
             name = str(_meta(obj).get("name") or "")
             raise errors.invalid_object(info.group, info.kind, name, causes)
 
+    def _admission(
+        self,
+        operation: Operation,
+        info: ResourceInfo,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> list[str]:
+        """The validating/mutating admission chain after defaulting and validation:
+        the requester-dependent plugins of ``ApiOptions.admission`` (skipped for the
+        server's own writes), then PodSecurity. Raises their refusal; returns warnings."""
+        warnings: list[str] = []
+        if opts.requester is not None and operation != "DELETE":
+            meta = _meta(obj)
+            request = AdmissionRequest(
+                operation=operation,
+                info=info,
+                namespace=str(meta.get("namespace") or ""),
+                name=str(meta.get("name") or ""),
+                obj=obj,
+                old=old,
+                user=opts.requester,
+                subresource=subresource,
+                dry_run=opts.dry_run,
+            )
+            for plugin in self.options.admission:
+                warnings += plugin.admit(request)
+        return warnings + self._pod_security(info, obj, old, opts, subresource)
+
+    def _admit_delete(
+        self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions
+    ) -> list[str]:
+        """The requester-dependent admission plugins for a DELETE of ``obj``."""
+        if opts.requester is None:
+            return []
+        meta = _meta(obj)
+        request = AdmissionRequest(
+            operation="DELETE",
+            info=info,
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            obj=obj,
+            old=obj,
+            user=opts.requester,
+            dry_run=opts.dry_run,
+        )
+        warnings: list[str] = []
+        for plugin in self.options.admission:
+            warnings += plugin.admit(request)
+        return warnings
+
     def _pod_security(
         self,
         info: ResourceInfo,
@@ -736,7 +797,7 @@ class ObjectAPI:
         name = str(name or "")
         self._prepare_create(info, obj)
         self._admit(info, obj, None)
-        warnings += self._pod_security(info, obj, None, opts)
+        warnings += self._admission("CREATE", info, obj, None, opts)
         if info.store_key == CRDS:
             self._crd_status(obj)
         self._track(info, None, obj, opts.field_manager)
@@ -913,7 +974,7 @@ class ObjectAPI:
         if subresource not in ("status", "finalize"):
             _carry_over(info, old, new)
         self._admit(info, new, old)
-        warnings = warnings + self._pod_security(info, new, old, opts, subresource)
+        warnings = warnings + self._admission("UPDATE", info, new, old, opts, subresource)
         tracks_generation = info.custom is not None or info.store_key in _GENERATION_KINDS
         if tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
@@ -1025,7 +1086,7 @@ class ObjectAPI:
             )
             self._prepare_create(info, new)
             self._admit(info, new, None)
-            warnings += self._pod_security(info, new, None, opts)
+            warnings += self._admission("CREATE", info, new, None, opts)
             if info.store_key == CRDS:
                 self._crd_status(new)
             return await self._do_create(info, namespace, name, new, opts, warnings)
@@ -1101,6 +1162,7 @@ class ObjectAPI:
                 f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                 f"ResourceVersion in object meta: {current.rv}",
             )
+        admitted = self._admit_delete(info, obj, opts)
         policy = options.get("propagationPolicy")
         if policy is not None and policy not in PROPAGATION_POLICIES:
             raise errors.invalid_object(
@@ -1122,7 +1184,7 @@ class ObjectAPI:
                     )
                 ],
             )
-        warnings: list[str] = []
+        warnings: list[str] = admitted
         if policy is None and options.get("orphanDependents") is not None:
             policy = "Orphan" if options["orphanDependents"] else "Background"
         elif policy is None and info.store_key in ORPHAN_BY_DEFAULT:

@@ -169,7 +169,7 @@ BUILTIN: tuple[ResourceInfo, ...] = (
     ),
     _r("", "v1", "resourcequotas", "ResourceQuota", NS, "quota", sub="status"),
     _r("", "v1", "secrets", "Secret", NS),
-    _r("", "v1", "serviceaccounts", "ServiceAccount", NS, "sa"),
+    _r("", "v1", "serviceaccounts", "ServiceAccount", NS, "sa", sub="token"),
     _r("", "v1", "services", "Service", NS, "svc", "all", "status"),
     # apps/v1
     _r("apps", "v1", "controllerrevisions", "ControllerRevision", NS),

@@ -51,11 +51,13 @@ CONTROLLERS: dict[str, str] = {
     "garbagecollector": "runtime.controllers.garbagecollector:GarbageCollector",
     "namespace": "runtime.controllers.namespace:NamespaceController",
     "serviceaccount": "runtime.controllers.serviceaccount:ServiceAccountController",
+    "root-ca-cert-publisher": "runtime.controllers.rootcacertpublisher:RootCACertPublisher",
     "endpoints": "runtime.controllers.endpoints:EndpointsController",
     "endpointslice": "runtime.controllers.endpointslice:EndpointSliceController",
     "persistentvolume-binder": "runtime.controllers.volumebinder:PersistentVolumeBinder",
     "persistentvolume-provisioner": "runtime.controllers.provisioner:LocalPathProvisioner",
     "podgc": "runtime.controllers.podgc:PodGarbageCollector",
+    "clusterrole-aggregation": "runtime.controllers.clusterroleaggregation:ClusterRoleAggregationController",
 }
 
 
@@ -83,6 +85,8 @@ class ControllerContext:
     #: "controller.key" -> value, from ``--controller-option``.
     settings: Mapping[str, str] = field(default_factory=dict)
     recorders: list[EventRecorder] = field(default_factory=list)
+    #: The cluster CA certificate (PEM) the root-ca-cert-publisher publishes.
+    ca_pem: bytes = b""
 
     def recorder(self, component: str) -> EventRecorder:
         """An event recorder reporting as ``component`` (run by the manager)."""

@@ -5,7 +5,10 @@ Who calls it: the API server, which proxies ``pods/{name}/log`` here and reads
 ``/stats/summary`` to serve the resource metrics API (``metrics.k8s.io``, what
 metrics-server does in Kubernetes) — the address is the Node's InternalIP and
 ``status.daemonEndpoints.kubeletEndpoint.Port``, as in Kubernetes. Requests must carry
-the cluster's bearer token. The serving certificate is signed by the cluster CA.
+the API server's kubelet-client token (``KubeletOptions.server_token``: the
+``<state_dir>/kubelet-client.token`` of :func:`runtime.server.tls.ensure_kubelet_client_token`,
+never the admin token, which kubelets do not hold). The serving certificate is signed by
+the cluster CA.
 
 ``/stats/summary`` answers in the shape of the kubelet's Summary API
 (``k8s.io/kubelet/pkg/apis/stats/v1alpha1``): ``node`` with cpu ``usageNanoCores`` and

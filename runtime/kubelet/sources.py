@@ -79,6 +79,11 @@ class CachedSource:
         self.fetches = 0  # requests sent to the API server (for tests and metrics)
 
     @property
+    def client(self) -> Client:
+        """The API client the objects are read with (the kubelet's own)."""
+        return self._client
+
+    @property
     def ttl(self) -> float:
         return self._ttl
 

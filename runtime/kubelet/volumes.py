@@ -63,7 +63,8 @@ from runtime.kubelet.env import (
     field_value,
     resource_value,
 )
-from runtime.kubelet.sources import ObjectSource, SourceError
+from runtime.kubelet.sources import CachedSource, ObjectSource, SourceError
+from runtime.kubelet.tokens import ClientTokenRequester, TokenError, TokenManager
 
 REASON_FAILED_MOUNT = "FailedMount"
 
@@ -410,7 +411,9 @@ class VolumeManager:
     ``root`` is the kubelet's pods directory (``<state>/nodes/<node>/pods``);
     ``node_allocatable`` is what unset limits default to in downward API files;
     ``memory_root`` is where memory-backed volumes go (default: a directory of
-    ``/dev/shm`` named after ``root``).
+    ``/dev/shm`` named after ``root``); ``tokens`` requests the tokens of projected
+    ``serviceAccountToken`` sources (default: over the API client of a
+    :class:`CachedSource`; none for other sources, which then refuse such volumes).
     """
 
     def __init__(
@@ -420,9 +423,14 @@ class VolumeManager:
         *,
         node_allocatable: Mapping[str, str] | None = None,
         memory_root: Path | None = None,
+        tokens: TokenManager | None = None,
     ) -> None:
         self.root = Path(root)
         self.source = source
+        if tokens is None and isinstance(source, CachedSource):
+            # The kubelet's own source: its API client also asks for the tokens.
+            tokens = TokenManager(ClientTokenRequester(source.client))
+        self.tokens = tokens
         self.node_allocatable: Mapping[str, str] = dict(node_allocatable or {})
         if memory_root is None:
             digest = hashlib.sha256(str(self.root.absolute()).encode()).hexdigest()[:16]
@@ -494,6 +502,8 @@ class VolumeManager:
         async with state.lock:
             await asyncio.to_thread(self._remove_pod, pod_uid)
         self._pods.pop(pod_uid, None)
+        if self.tokens is not None:
+            self.tokens.forget(pod_uid)
 
     def empty_dir_path(self, pod_uid: str, volume: str) -> Path | None:
         """Where the pod's emptyDir ``volume`` lives on the host (a memory-backed one's
@@ -608,7 +618,7 @@ class VolumeManager:
                 return _ProjectionPlan(name, DOWNWARD_API, payload, memory=False)
             case "projected":
                 return _ProjectionPlan(
-                    name, PROJECTED, await self._projected_payload(ctx, src), memory=True
+                    name, PROJECTED, await self._projected_payload(ctx, src, name), memory=True
                 )
             case "persistentVolumeClaim" | "ephemeral":
                 return await self._claim_plan(ctx, volume, kind)
@@ -703,7 +713,7 @@ class VolumeManager:
         return payload
 
     async def _projected_payload(
-        self, ctx: _Context, src: Mapping[str, Any]
+        self, ctx: _Context, src: Mapping[str, Any], volume: str = ""
     ) -> dict[str, FileProjection]:
         default_mode = _mode(src.get("defaultMode"), DEFAULT_MODE)
         payload: dict[str, FileProjection] = {}
@@ -728,17 +738,18 @@ class VolumeManager:
                         continue
                     payload.update(part)
                 elif source.get("serviceAccountToken") is not None:
-                    raise _Failure(
-                        "projected serviceAccountToken sources are not supported yet: the "
-                        "built-in cluster does not issue service account tokens",
-                        retryable=False,
+                    path, token = await self._token(ctx, source["serviceAccountToken"], volume)
+                    fs_group = ((ctx.pod.get("spec") or {}).get("securityContext") or {}).get(
+                        "fsGroup"
                     )
+                    mode = 0o600 if fs_group is not None else default_mode
+                    payload[path] = FileProjection(token.encode(), mode)
                 else:
                     kinds = [k for k in source if source[k] is not None]
                     raise _Failure(
                         f'projected volume source "{kinds[0] if kinds else "?"}" is not '
                         "supported by the built-in kubelet (supported: configMap, secret, "
-                        "downwardAPI)",
+                        "downwardAPI, serviceAccountToken)",
                         retryable=False,
                     )
             except _Failure as exc:
@@ -748,6 +759,32 @@ class VolumeManager:
         if errors:
             raise _Failure(_aggregate(errors))
         return payload
+
+    async def _token(
+        self, ctx: _Context, source: Mapping[str, Any], volume: str
+    ) -> tuple[str, str]:
+        """(path, token) of a projected ``serviceAccountToken`` source: a token bound to
+        the pod from the token manager (Kubernetes' projected volume plugin)."""
+        if self.tokens is None:
+            raise _Failure(
+                "projected serviceAccountToken sources are not supported yet by this "
+                "kubelet: it has no API client to request tokens with",
+                retryable=False,
+            )
+        path = str(source.get("path") or "")
+        audience = str(source.get("audience") or "")
+        seconds = source.get("expirationSeconds")
+        try:
+            token = await self.tokens.token(
+                dict(ctx.pod),
+                volume,
+                path,
+                audiences=[audience] if audience else [],
+                expiration_seconds=int(seconds) if seconds is not None else 3600,
+            )
+        except TokenError as exc:
+            raise _Failure(exc.message, retryable=exc.retryable) from exc
+        return path, token
 
     async def _claim_plan(self, ctx: _Context, volume: Mapping[str, Any], kind: str) -> _HostPlan:
         name = str(volume.get("name") or "")

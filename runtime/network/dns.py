@@ -660,7 +660,7 @@ class DnsOptions:
 _IP_FREEBIND = 15  # linux/in.h; the socket module of Python 3.11 lacks the constant
 
 
-def _freebind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+def freebind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
     try:
@@ -884,7 +884,7 @@ class DnsServer:
             if self.options.freebind:
                 udp, _ = await loop.create_datagram_endpoint(
                     lambda: _ServerProtocol(self),
-                    sock=_freebind_socket(host, port, socket.SOCK_DGRAM),
+                    sock=freebind_socket(host, port, socket.SOCK_DGRAM),
                 )
             else:
                 udp, _ = await loop.create_datagram_endpoint(
@@ -894,7 +894,7 @@ class DnsServer:
             try:
                 if self.options.freebind:
                     server = await asyncio.start_server(
-                        self._serve_tcp, sock=_freebind_socket(host, bound[1], socket.SOCK_STREAM)
+                        self._serve_tcp, sock=freebind_socket(host, bound[1], socket.SOCK_STREAM)
                     )
                 else:
                     server = await asyncio.start_server(self._serve_tcp, host, bound[1])

@@ -1,8 +1,9 @@
 """The HTTP front of the built-in cluster: Kubernetes REST over ASGI.
 
 Who calls it: uvicorn (see :mod:`runtime.server.serve`), with every request of kubectl,
-the official clients, the reconciler, and in later issues the kubelets, scheduler and
-controllers. It authenticates the bearer token, routes ``/api`` and ``/apis`` paths to
+the official clients, the reconciler, the kubelets, the scheduler and the controllers.
+Every request first passes the :class:`~runtime.server.gate.Gate` (authentication,
+impersonation, RBAC and the Node authorizer: 401/403), then it routes ``/api`` and ``/apis`` paths to
 resources and subresources, negotiates content (JSON, YAML bodies, the four patch
 types, ``as=Table``, ``as=PartialObjectMetadata``, gzip), streams watches as chunked
 JSON lines, and renders every :class:`~kubemodel.errors.ApiError` as a ``Status``.
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import gzip
-import hmac
 import ssl
 import time
 import urllib.parse
@@ -35,11 +35,17 @@ from runtime.api.objects import ObjectAPI, WriteOptions, WriteResult
 from runtime.api.registry import ResourceInfo
 from runtime.api.selectors import FieldRequirement, FieldSelector, LabelSelector
 from runtime.api.store import ADDED, DELETED, MODIFIED, Entry, Expired
+from runtime.auth import reviews
+from runtime.auth.serviceaccount import TokenIssuer
+from runtime.auth.tokenrequest import create_token
+from runtime.auth.user import UserInfo
 from runtime.server import streaming, tables
 from runtime.server.discovery import Discovery
+from runtime.server.gate import Gate
 from runtime.server.metrics import GROUP as METRICS_GROUP
 from runtime.server.metrics import MetricsAPI
 from runtime.server.openapi import OpenAPI
+from runtime.server.peercert import peer_of
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +56,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
 GZIP_MIN = 128 * 1024
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PROTOBUF_OPENAPI = "application/com.github.proto-openapi.spec.v2"
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -85,6 +91,18 @@ class ServerOptions:
     gzip_level: int = 1
     # The cluster CA, to verify kubelets' serving certificates when proxying logs.
     ca_file: str = ""
+    # The credential the API server presents to kubelets (logs, exec, stats); never
+    # accepted by the API server itself.
+    kubelet_client_token: str = ""
+
+
+@dataclass
+class Security:
+    """Who may call the server: the authenticator chain, the authorizer, and the
+    ServiceAccount token issuer (TokenRequest; None: not served)."""
+
+    gate: Gate
+    token_issuer: TokenIssuer | None = None
 
 
 @dataclass
@@ -98,6 +116,10 @@ class Request:
     body_bytes: bytes = b""
     raw_query: bytes = b""
     warnings: list[str] = field(default_factory=list)
+    #: Every header as sent, repeated ones too (``Impersonate-Group``).
+    header_list: list[tuple[str, str]] = field(default_factory=list)
+    #: Who the request acts as (set by the gate before routing).
+    user: UserInfo | None = None
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("true", "1")
@@ -173,8 +195,11 @@ def _parse_query(raw: bytes) -> dict[str, str]:
 
 def _request(scope: Scope, method: str) -> Request:
     headers: dict[str, str] = {}
+    header_list: list[tuple[str, str]] = []
     for k, v in scope["headers"]:
-        headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+        name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+        headers[name] = value
+        header_list.append((name, value))
     raw_query: bytes = scope.get("query_string", b"")
     return Request(
         method=method,
@@ -184,6 +209,7 @@ def _request(scope: Scope, method: str) -> Request:
         accept=headers.get("accept", ""),
         user_agent=headers.get("user-agent", ""),
         raw_query=raw_query,
+        header_list=header_list,
     )
 
 
@@ -283,12 +309,12 @@ class _Accept:
 class ApiApp:
     """The ASGI application."""
 
-    def __init__(self, api: ObjectAPI, options: ServerOptions) -> None:
+    def __init__(self, api: ObjectAPI, options: ServerOptions, security: Security) -> None:
         self.api = api
         self.options = options
+        self.security = security
         self.discovery = Discovery(api.registry, options.server_address)
         self.openapi = OpenAPI(api.registry)
-        self._token = options.token.encode()
         self._shutdown = asyncio.Event()
         self._kubelet_ssl_context: ssl.SSLContext | None = None
         self._stream_failures = streaming.RecentFailures()
@@ -324,8 +350,7 @@ class ApiApp:
             return
         req = _request(scope, scope["method"])
         try:
-            if req.path not in PUBLIC_PATHS:
-                self._authenticate(req)
+            self._admit(req, scope, websocket=False)
             if req.method in ("POST", "PUT", "PATCH", "DELETE"):
                 req.body_bytes = await self._read_body(receive)
             if req.method == "GET" and req.flag("watch"):
@@ -346,12 +371,14 @@ class ApiApp:
             response = Response(500, orjson.dumps(err.status()))
         await self._send(send, req, response)
 
-    def _authenticate(self, req: Request) -> None:
-        auth = req.headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not self._token:
-            raise errors.unauthorized()
-        if not hmac.compare_digest(auth[7:].strip().encode(), self._token):
-            raise errors.unauthorized()
+    def _admit(self, req: Request, scope: Scope, *, websocket: bool) -> None:
+        """Authenticate and authorise ``req`` (401/403), recording who it acts as."""
+        req.user = self.security.gate.admit(
+            req.method, req.path, req.query, req.header_list, peer_of(scope), websocket
+        )
+
+    def _kubelet_token(self) -> str:
+        return self.options.kubelet_client_token
 
     @staticmethod
     async def _read_body(receive: Receive) -> bytes:
@@ -424,7 +451,7 @@ class ApiApp:
 
     async def _route(self, req: Request) -> Response | StreamingResponse:
         path = req.path.rstrip("/") or "/"
-        if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+        if path in HEALTH_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             return Response(200, b"ok", b"text/plain; charset=utf-8")
         if path == "/version":
             return Response(200, orjson.dumps(VERSION_INFO))
@@ -532,6 +559,7 @@ class ApiApp:
             field_manager=manager,
             force=req.flag("force"),
             field_validation=validation,
+            requester=req.user,
         )
 
     async def _resource(
@@ -560,6 +588,8 @@ class ApiApp:
             return await self._log(req, info, namespace, name)
         if sub in streaming.STREAM_SUBRESOURCES:
             raise self._stream_refusal(req, info, namespace, name, sub)
+        if sub == "token" and info.store_key == "core/serviceaccounts":
+            return await self._token_request(req, namespace, name)
         if sub == "binding":
             if method != "POST":
                 raise errors.method_not_allowed("only POST is supported on pods/binding")
@@ -821,7 +851,7 @@ class ApiApp:
                 url,
                 params=query,
                 ssl=self._kubelet_ssl(),
-                headers={"Authorization": f"Bearer {self.options.token}"},
+                headers={"Authorization": f"Bearer {self._kubelet_token()}"},
             )
         except aiohttp.ClientError as exc:
             await session.close()
@@ -877,7 +907,7 @@ class ApiApp:
                 session.get(
                     url,
                     ssl=self._kubelet_ssl(),
-                    headers={"Authorization": f"Bearer {self.options.token}"},
+                    headers={"Authorization": f"Bearer {self._kubelet_token()}"},
                 ) as resp,
             ):
                 raw = await resp.read()
@@ -898,7 +928,7 @@ class ApiApp:
         req = _request(scope, "GET")
         key: streaming.FailureKey | None = None
         try:
-            self._authenticate(req)
+            self._admit(req, scope, websocket=True)
             located = _api_path(req.path)
             if located is None:
                 raise errors.no_such_path()
@@ -914,7 +944,7 @@ class ApiApp:
                 target.node_name,
                 self._kubelet_base(target.node_name, "exec in"),
                 self._kubelet_ssl(),
-                self.options.token,
+                self._kubelet_token(),
             )
             upstream = await streaming.open_kubelet(
                 endpoint, target, list(scope.get("subprotocols") or ())
@@ -964,35 +994,35 @@ class ApiApp:
             await session.close()
 
     def _review(self, req: Request, info: ResourceInfo, namespace: str) -> Response:
-        """Answer the review APIs: the only identity is the all-powerful admin."""
+        """The review APIs (:mod:`runtime.auth.reviews`), answered 201 with a status."""
         body = _parse_body(req, req.headers.get("content-type", ""))
         if not isinstance(body, dict):
             raise errors.bad_request("the body must be an object")
         body["apiVersion"] = info.api_version
         body["kind"] = info.kind
-        user = {"username": "gitops-admin", "groups": ["system:masters", "system:authenticated"]}
-        if info.kind in (
-            "SelfSubjectAccessReview",
-            "SubjectAccessReview",
-            "LocalSubjectAccessReview",
-        ):
-            body["status"] = {
-                "allowed": True,
-                "reason": "the built-in cluster has one administrator",
-            }
-        elif info.kind == "SelfSubjectRulesReview":
-            body["status"] = {
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                "incomplete": False,
-            }
-        elif info.kind == "SelfSubjectReview":
-            body["status"] = {"userInfo": user}
-        elif info.kind == "TokenReview":
-            token = str((body.get("spec") or {}).get("token") or "")
-            ok = bool(self._token) and hmac.compare_digest(token.encode(), self._token)
-            body["status"] = {"authenticated": ok, **({"user": user} if ok else {})}
-        return Response(201, orjson.dumps(body))
+        assert req.user is not None
+        gate = self.security.gate
+        answered = reviews.review(
+            info.kind,
+            body,
+            namespace,
+            req.user,
+            gate.authorizer,
+            gate.authenticator.authenticate_token,
+        )
+        return Response(201, orjson.dumps(answered))
+
+    async def _token_request(self, req: Request, namespace: str, name: str) -> Response:
+        """``serviceaccounts/token``: a TokenRequest answered with a signed token."""
+        if req.method != "POST":
+            raise errors.method_not_allowed("only POST is supported on serviceaccounts/token")
+        issuer = self.security.token_issuer
+        if issuer is None:
+            raise errors.not_found("", "serviceaccounts/token", name)
+        assert req.user is not None
+        body = _parse_body(req, req.headers.get("content-type", ""))
+        answered = await create_token(self.api, issuer, namespace, name, body, req.user)
+        return Response(201, orjson.dumps(answered))
 
     # --- watch ------------------------------------------------------------------------------
     async def _route_watch(self, req: Request, scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,6 +26,7 @@ _SUBRESOURCE_VERBS = {
     "attach": ["create", "get"],
     "binding": ["create"],
     "eviction": ["create"],
+    "token": ["create"],
     "finalize": ["update"],
     "approval": ["get", "patch", "update"],
     "ephemeralcontainers": ["get", "patch", "update"],
@@ -66,6 +67,10 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
             entry["kind"] = "Binding"
         elif sub == "eviction":
             entry.update({"group": "policy", "version": "v1", "kind": "Eviction"})
+        elif sub == "token":
+            entry.update(
+                {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
+            )
         elif sub == "log":
             entry["kind"] = "Pod"
         elif sub == "exec":

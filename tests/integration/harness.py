@@ -21,6 +21,35 @@ T = TypeVar("T")
 #: The local busybox image the engine tests run (imagePullPolicy Never).
 BUSYBOX = "localhost/busybox:latest"
 
+#: Controllers every pod needs, as on Kubernetes: the ``default`` ServiceAccount and the
+#: ``kube-root-ca.crt`` ConfigMap of its namespace (its ``kube-api-access`` volume waits
+#: for both). Tests that pick their controllers get these too.
+POD_ESSENTIALS = "serviceaccount,root-ca-cert-publisher"
+
+
+async def pod_essentials(client: Client, ca: Path, namespace: str = "default") -> None:
+    """What the two controllers of :data:`POD_ESSENTIALS` would write into ``namespace``,
+    for tests that run an API server alone (``--runtime none``) and a kubelet of their
+    own: the ``default`` ServiceAccount and the ``kube-root-ca.crt`` ConfigMap."""
+    objects = (
+        ("serviceaccounts", {"metadata": {"name": "default"}}),
+        (
+            "configmaps",
+            {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca.read_text()}},
+        ),
+    )
+    for plural, body in objects:
+        try:
+            await client.create("v1", plural, body, namespace=namespace)
+        except KubeError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+
+
+def with_pod_essentials(controllers: str) -> str:
+    """``--controllers`` for a test's pick: ``none`` means no workload controller."""
+    return POD_ESSENTIALS if controllers == "none" else f"{controllers},{POD_ESSENTIALS}"
+
 
 @contextlib.contextmanager
 def started(
@@ -35,7 +64,7 @@ def started(
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[ClusterProcess]:
     """A cluster process in ``state_dir`` with ``--nodes nodes``, ``--controllers
-    controllers`` and one ``--controller-option`` per entry of ``options`` (each left out
+    controllers`` (plus :data:`POD_ESSENTIALS`) and one ``--controller-option`` per entry of ``options`` (each left out
     when not given) plus ``extra_args`` (other ``cluster up`` flags), started and,
     whatever happens, stopped again. The timeouts default to :class:`ClusterProcess`'s
     own."""
@@ -43,7 +72,7 @@ def started(
     if nodes is not None:
         args += ["--nodes", str(nodes)]
     if controllers is not None:
-        args += ["--controllers", controllers]
+        args += ["--controllers", with_pod_essentials(controllers)]
     for option in options:
         args += ["--controller-option", option]
     proc = ClusterProcess(state_dir, runtime=runtime, extra_args=tuple(args))

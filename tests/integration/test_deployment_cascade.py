@@ -14,6 +14,7 @@ import pytest
 
 from kubeclient.rest import Client, load_kubeconfig
 from tests.conftest import ClusterProcess, kubectl_binary
+from tests.integration.harness import with_pod_essentials
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,12 @@ def gc_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProc
     proc = ClusterProcess(
         tmp_path_factory.mktemp("cascade"),
         runtime="fake",
-        extra_args=("--nodes", "2", "--controllers", "deployment,replicaset,garbagecollector"),
+        extra_args=(
+            "--nodes",
+            "2",
+            "--controllers",
+            with_pod_essentials("deployment,replicaset,garbagecollector"),
+        ),
     )
     proc.start()
     try:

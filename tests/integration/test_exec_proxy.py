@@ -178,7 +178,7 @@ async def _node(client: Client, name: str, port: int) -> None:
 @pytest.fixture(scope="module")
 def kubelet(cluster: ClusterProcess) -> Iterator[FakeKubelet]:
     cert, key = issue_serving_certificate(cluster.state_dir, "fake-kubelet", ("127.0.0.1",))
-    fake = FakeKubelet(cert, key, cluster.token)
+    fake = FakeKubelet(cert, key, cluster.kubelet_client_token)
     fake.start()
 
     async def setup(client: Client) -> None:
@@ -294,7 +294,9 @@ def test_exec_relays_both_ways_with_the_subprotocol_the_kubelet_chose(
         ("stderr", "1"),
         ("tty", "0"),
     ]
-    assert seen.authorization == f"Bearer {cluster.token}"
+    # The API server's own kubelet credential, never the admin token.
+    assert seen.authorization == f"Bearer {cluster.kubelet_client_token}"
+    assert cluster.kubelet_client_token != cluster.token
     assert seen.protocol == "v5.channel.k8s.io"
 
 
@@ -354,11 +356,15 @@ def test_a_request_that_cannot_run_is_refused_on_the_handshake_with_a_status(
     assert body["kind"] == "Status" and body["code"] == code and body["message"] == message
 
 
-def test_a_handshake_without_a_token_is_unauthorized(
+def test_a_handshake_without_a_token_is_anonymous_and_forbidden(
     cluster: ClusterProcess, kubelet: FakeKubelet
 ) -> None:
     status, body = _go(_handshake(cluster, _url(cluster, "web", *CAT), token=False))
-    assert (status, body["reason"]) == (401, "Unauthorized")
+    assert (status, body["reason"]) == (403, "Forbidden")
+    assert body["message"] == (
+        'pods "web" is forbidden: User "system:anonymous" cannot create resource '
+        '"pods/exec" in API group "" in the namespace "default"'
+    )
 
 
 def test_an_unreachable_kubelet_is_service_unavailable(

@@ -127,6 +127,25 @@ def test_gitops_up_runs_the_examples_and_ctrl_c_leaves_nothing_behind(
             "get", "deploy", "hello", "-n", "hello", "-o", "jsonpath={.status.readyReplicas}"
         )
         assert status.stdout == "2"
+        # The reconciler applied all this as its own least-privilege identity: a client
+        # certificate for gitops:reconciler bound to the root project's ClusterRole.
+        reconciler = state / "cluster" / "components" / "gitops-reconciler.kubeconfig"
+        who = json.loads(
+            up.kubectl("--kubeconfig", str(reconciler), "auth", "whoami", "-o", "json").stdout
+        )
+        assert who["status"]["userInfo"]["username"] == "gitops:reconciler"
+        assert "system:masters" not in who["status"]["userInfo"]["groups"]
+        as_reconciler = ("--as=gitops:reconciler", "--as-group=gitops:reconcilers")
+        may = up.kubectl("auth", "can-i", "create", "deployments.apps", "-n", "x", *as_reconciler)
+        assert may.stdout.strip() == "yes"
+        exec_ = up.kubectl(
+            "auth", "can-i", "create", "pods", "--subresource=exec", "-n", "hello", *as_reconciler
+        )
+        assert exec_.stdout.strip() == "no"
+        nodes = up.kubectl(
+            "auth", "can-i", "patch", "nodes", "--subresource=status", *as_reconciler
+        )
+        assert nodes.stdout.strip() == "no"
     finally:
         code = up.stop()
     assert code == 0, up.output()

@@ -24,6 +24,7 @@ from runtime.kubelet.kubelet import Kubelet, KubeletOptions
 from runtime.kubelet.podsync import SyncOptions
 from runtime.server.tls import issue_serving_certificate
 from tests.conftest import ROOT, ClusterProcess
+from tests.integration.harness import pod_essentials
 
 pytestmark = pytest.mark.integration
 BUSYBOX = "localhost/busybox:latest"
@@ -113,13 +114,14 @@ def run(engine: tuple[str, ClusterProcess], tmp: Path, body: Body) -> None:
     async def go() -> None:
         runtime = make_runtime(name, server.state_dir, node)
         async with Client(load_kubeconfig(server.kubeconfig)) as client:
+            await pod_essentials(client, server.ca)
             kubelet = Kubelet(
                 client,
                 runtime,
                 KubeletOptions(
                     node_name=node,
                     root_dir=tmp / "kubelet",
-                    server_token=server.token,
+                    server_token=server.kubelet_client_token,
                     server_cert=issue_serving_certificate(server.state_dir, node, ("127.0.0.1",)),
                     source_ttl=0.5,
                     sync=SyncOptions(

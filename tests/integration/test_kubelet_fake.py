@@ -20,6 +20,7 @@ from runtime.kubelet.podsync import SyncOptions
 from runtime.kubelet.runtimes.fake import FakeOptions, FakeRuntime
 from runtime.server.tls import issue_serving_certificate
 from tests.conftest import ClusterProcess
+from tests.integration.harness import pod_essentials
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def _c(name: str, **env: str) -> dict[str, Any]:
 
 def _options(tmp: Path, cluster: ClusterProcess) -> KubeletOptions:
     return KubeletOptions(
-        server_token=cluster.token,
+        server_token=cluster.kubelet_client_token,
         server_cert=issue_serving_certificate(cluster.state_dir, NODE, ("127.0.0.1",)),
         node_name=NODE,
         root_dir=tmp / "kubelet",
@@ -96,6 +97,7 @@ def run_kubelet(
     async def go() -> None:
         rt = runtime or FakeRuntime(FakeOptions())
         async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
+            await pod_essentials(client, cluster.ca)
             kubelet = Kubelet(client, rt, replace(_options(tmp, cluster), **options))
             task = asyncio.create_task(kubelet.run())
             try:
