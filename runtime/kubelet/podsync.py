@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import orjson
 import structlog
 
+from kubemodel.images import InvalidImage, normalize_image
 from runtime.api import quantity
 from runtime.kubelet import cri
 from runtime.kubelet.cri import (
@@ -296,6 +297,8 @@ class PodSyncer:
         self.restart_backoff = Backoff(options.restart_backoff_initial, options.restart_backoff_max)
         self.image_backoff = Backoff(options.image_backoff_initial, options.image_backoff_max)
         self._waiting: dict[tuple[str, str], Waiting] = {}
+        # Pulls in flight by image reference (concurrent pulls of one image coalesce).
+        self._pulls: dict[str, asyncio.Future[str]] = {}
         self.relister = relister or Relister(runtime, {cri.LABEL_NODE: options.node_name})
         # pod uid -> when (relister clock) we last changed that pod in the engine
         self._changed_at: dict[str, float] = {}
@@ -552,9 +555,11 @@ class PodSyncer:
     ) -> None:
         name = str(container["name"])
         key = self._key(pod, name)
-        image = str(container.get("image", ""))
         if not await self._ensure_image(pod, container, requeue):
             return
+        # What the engine is asked for: the reference as Kubernetes means it, never the
+        # engine's own short-name resolution (podman would look in localhost/ first).
+        image = normalize_image(str(container.get("image", "")))
         try:
             security = security_config(pod, container, self.options.seccomp_root)
             verify_run_as_non_root(pod, container, await self.runtime.image_user(image))
@@ -627,7 +632,18 @@ class PodSyncer:
         key = self._key(pod, name)
         image = str(container.get("image", ""))
         policy = container.get("imagePullPolicy") or "IfNotPresent"
-        present = await self.runtime.image_id(image)
+        try:
+            ref = normalize_image(image)
+        except InvalidImage as exc:
+            message = (
+                f'Failed to apply default image tag "{image}": couldn\'t parse image name '
+                f'"{image}": {exc}'
+            )
+            self._waiting[(key, "image")] = Waiting("InvalidImageName", message)
+            self.recorder.event(pod, "Warning", "InspectFailed", message, _field(pod, name))
+            requeue.append(self.options.resync)
+            return False
+        present = await self.runtime.image_id(ref)
         if policy == "Never":
             if present is None:
                 message = f'Container image "{image}" is not present with pull policy of Never'
@@ -670,7 +686,7 @@ class PodSyncer:
         started = self.clock()
         try:
             auth = await self.secrets.pull_auth(pod)
-            await self.runtime.pull_image(image, auth)
+            await self._pull(ref, auth)
         except cri.RuntimeError_ as exc:
             delay = self.image_backoff.next(image_key, self.clock())
             message = f'Failed to pull image "{image}": {exc}'
@@ -689,6 +705,21 @@ class PodSyncer:
             _field(pod, name),
         )
         return True
+
+    async def _pull(self, ref: str, auth: tuple[RegistryAuth, ...]) -> None:
+        """Pull ``ref``; pulls of one image by several containers at once wait for the
+        one in flight instead of starting their own (the kubelet's image puller)."""
+        inflight = self._pulls.get(ref)
+        if inflight is None:
+            inflight = asyncio.ensure_future(self.runtime.pull_image(ref, auth))
+            self._pulls[ref] = inflight
+            inflight.add_done_callback(lambda done: self._pull_done(ref, done))
+        await asyncio.shield(inflight)
+
+    def _pull_done(self, ref: str, done: asyncio.Future[str]) -> None:
+        self._pulls.pop(ref, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter got it, or none is left to
 
     async def _stop(
         self,

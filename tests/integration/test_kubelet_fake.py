@@ -307,3 +307,54 @@ def test_pod_logs_come_from_the_kubelet_through_the_api_server(
         assert err.value.status == 400 and "is not valid for pod logs" in err.value.message
 
     run_kubelet(cluster, tmp_path, body)
+
+
+def test_images_are_pulled_by_their_kubernetes_reference_once_for_concurrent_pods(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
+    """``nginx`` means docker.io/library/nginx:latest to the engine whatever its
+    short-name settings; three pods starting together pull it once; a malformed reference
+    waits as InvalidImageName with kube's message."""
+    runtime = FakeRuntime(FakeOptions(local_images=set(), pull_seconds=0.5))
+
+    async def body(client: Client, kubelet: Kubelet, rt: FakeRuntime) -> None:
+        for i in range(3):
+            await client.create(
+                "v1",
+                "pods",
+                _pod(
+                    f"img-{i}",
+                    containers=[{"name": "c", "image": "nginx", "imagePullPolicy": "IfNotPresent"}],
+                ),
+                "default",
+            )
+        bad = _pod(
+            "bad-image",
+            containers=[{"name": "c", "image": "Nginx:1", "imagePullPolicy": "IfNotPresent"}],
+        )
+        await client.create("v1", "pods", bad, "default")
+
+        async def all_running() -> bool:
+            pods = [await _get(client, f"img-{i}") for i in range(3)]
+            return all(p.get("status", {}).get("phase") == "Running" for p in pods)
+
+        await _until(all_running)
+        pulls = [c for c in rt.calls if c.startswith("pull ") and "nginx" in c]
+        assert pulls == ["pull docker.io/library/nginx:latest"]
+
+        async def invalid() -> bool:
+            status = (await _get(client, "bad-image")).get("status", {})
+            waiting = [
+                (c.get("state") or {}).get("waiting") or {}
+                for c in status.get("containerStatuses") or []
+            ]
+            return bool(waiting) and waiting[0].get("reason") == "InvalidImageName"
+
+        await _until(invalid)
+        status = (await _get(client, "bad-image"))["status"]
+        message = status["containerStatuses"][0]["state"]["waiting"]["message"]
+        assert message.startswith('Failed to apply default image tag "Nginx:1": couldn\'t parse')
+        for name in ("img-0", "img-1", "img-2", "bad-image"):
+            await client.delete("v1", "pods", name, "default", gracePeriodSeconds="0")
+
+    run_kubelet(cluster, tmp_path, body, runtime=runtime)

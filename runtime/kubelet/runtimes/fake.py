@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from kubemodel.images import InvalidImage, normalize_image
 from runtime.kubelet.cri import (
     STDERR,
     STDOUT,
@@ -172,7 +173,7 @@ class FakeRuntime:
     # --- images ---------------------------------------------------------------------
     def _present(self, image: str) -> bool:
         local = self.options.local_images
-        return local is None or image in local or image in self._pulled
+        return local is None or _known(image, local) or _known(image, self._pulled)
 
     async def image_id(self, image: str) -> str | None:
         if not self._present(image):
@@ -190,7 +191,7 @@ class FakeRuntime:
         if self.options.pull_seconds:
             await asyncio.sleep(self.options.pull_seconds)
         pullable = self.options.pullable_images
-        if pullable is not None and image not in pullable:
+        if pullable is not None and not _known(image, pullable):
             raise ImagePullFailed(f"fake registry has no image {image!r}")
         self._pulled.add(image)
         return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
@@ -385,3 +386,19 @@ class FakeRuntime:
             memory_working_set_bytes=int(env.get("FAKE_MEMORY_BYTES", "0")),
             timestamp=self.options.clock(),
         )
+
+
+def _known(image: str, names: set[str]) -> bool:
+    """``image`` is one of ``names``, as Kubernetes compares references (``nginx`` is
+    ``docker.io/library/nginx:latest``)."""
+    try:
+        wanted = normalize_image(image)
+    except InvalidImage:
+        return image in names
+    for name in names:
+        try:
+            if normalize_image(name) == wanted:
+                return True
+        except InvalidImage:
+            continue
+    return False
