@@ -32,6 +32,9 @@ LABEL_NODE = f"{LABEL_PREFIX}/node"
 LABEL_CONTAINER_NAME = f"{LABEL_PREFIX}/container-name"
 LABEL_CONTAINER_HASH = f"{LABEL_PREFIX}/container-hash"  # of the container spec
 LABEL_RESTART_COUNT = f"{LABEL_PREFIX}/restart-count"
+#: The ID of the container this one replaces when that one was lost (removed with the
+#: cluster's stop, or by hand) rather than seen to exit: its lastState is then unknown.
+LABEL_LOST_PREVIOUS = f"{LABEL_PREFIX}/lost-previous"
 LABEL_SANDBOX_ATTEMPT = f"{LABEL_PREFIX}/sandbox-attempt"
 
 

@@ -575,8 +575,11 @@ class PodSyncer:
         self._waiting.pop((key, "config"), None)
         env_map = dict(env)
         restart_count = 0
+        lost = ""
         if instances:
             restart_count = int(instances[0].labels.get(cri.LABEL_RESTART_COUNT, "0")) + 1
+        else:
+            restart_count, lost = _lost_instance(pod, name, self.runtime.name)
         meta = pod.get("metadata") or {}
         config = ContainerConfig(
             name=name,
@@ -594,6 +597,7 @@ class PodSyncer:
                 cri.LABEL_CONTAINER_NAME: name,
                 cri.LABEL_CONTAINER_HASH: container_hash(container),
                 cri.LABEL_RESTART_COUNT: str(restart_count),
+                **({cri.LABEL_LOST_PREVIOUS: lost} if lost else {}),
             },
             resources=_resources(container),
             security=security,
@@ -869,6 +873,9 @@ class PodSyncer:
                 current=cur,
                 previous=prev,
                 restart_count=int(cur.labels.get(cri.LABEL_RESTART_COUNT, "0")) if cur else 0,
+                lost_previous=(
+                    cur.labels.get(cri.LABEL_LOST_PREVIOUS, "") if cur and prev is None else ""
+                ),
                 waiting=waiting,
                 ready=ready,
                 started=started,
@@ -937,3 +944,22 @@ def _go_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+def _lost_instance(pod: Mapping[str, Any], name: str, runtime: str) -> tuple[int, str]:
+    """(restart count, lost container ID) for a container about to be created with no
+    instance on the node: when the pod's reported status names an earlier container of
+    this runtime that is gone (the cluster's stop removed it, or someone did by hand),
+    the new one is its restart — the count goes on and the lost one is remembered for
+    ``lastState``, as Kubernetes' kubelet keeps counting across a node's restart."""
+    status = pod.get("status") or {}
+    for entry in (status.get("containerStatuses") or []) + (
+        status.get("initContainerStatuses") or []
+    ):
+        if entry.get("name") != name:
+            continue
+        engine, _, cid = str(entry.get("containerID") or "").partition("://")
+        if engine != runtime or not cid:
+            return 0, ""
+        return int(entry.get("restartCount") or 0) + 1, cid
+    return 0, ""

@@ -9,8 +9,10 @@ with the kubelet's message — never silently ignored.
   ``add``/``drop``, ``allowPrivilegeEscalation: false`` (the kernel's no_new_privs),
   ``seccompProfile`` (``RuntimeDefault``: the engine's default profile; ``Unconfined``;
   ``Localhost``: a file under the kubelet's seccomp directory, ``<root>/seccomp/``), and
-  the pod's ``hostPID``/``hostIPC``. Without a ``seccompProfile`` the engine's default
-  profile applies, as with the kubelet's ``seccompDefault: true``. ``procMount:
+  the pod's ``hostPID``/``hostIPC``. Without a ``seccompProfile`` the container runs
+  unconfined, as with Kubernetes' default kubelet (``seccompDefault: false``; podman's
+  and docker's own default profile would otherwise apply, e.g. refusing ``io_uring``
+  with ENOSYS). ``procMount:
   Unmasked`` (which needs user namespaces, ``hostUsers: false``) is refused.
 * :func:`verify_run_as_non_root` is the kubelet's ``verifyRunAsNonRoot``: with
   ``runAsNonRoot: true`` a container whose effective user is root (``runAsUser: 0``, or
@@ -57,9 +59,10 @@ def pod_label(pod: Mapping[str, Any]) -> str:
 def _seccomp(pod: Mapping[str, Any], container: Mapping[str, Any], root: Path) -> str:
     profile = _effective(pod, container, "seccompProfile") or {}
     kind = profile.get("type")
-    if kind in (None, "RuntimeDefault"):
+    if kind == "RuntimeDefault":
         return ""
-    if kind == "Unconfined":
+    if kind in (None, "Unconfined"):
+        # Kubernetes' kubelet default (seccompDefault: false): no profile unless asked.
         return "unconfined"
     if kind == "Localhost":
         relative = str(profile.get("localhostProfile") or "")

@@ -41,6 +41,8 @@ class ContainerView:
     current: ContainerStatus | None = None  # newest instance
     previous: ContainerStatus | None = None  # the one before it
     restart_count: int = 0
+    #: The ID of a lost container the current one replaced (its end was not seen).
+    lost_previous: str = ""
     waiting: Waiting | None = None
     ready: bool = False
     started: bool = False
@@ -110,6 +112,16 @@ def container_status(view: ContainerView) -> dict[str, Any]:
         previous = cur  # waiting to restart: the exited instance is the last state
     if previous is not None and previous.state == ContainerState.EXITED:
         last = {"terminated": _terminated(previous, view.runtime)}
+    elif view.lost_previous:
+        # Kubernetes' words for a container that vanished without a recorded exit.
+        last = {
+            "terminated": {
+                "exitCode": 137,
+                "reason": "ContainerStatusUnknown",
+                "message": "The container could not be located when the pod was terminated",
+                "containerID": f"{view.runtime}://{view.lost_previous}",
+            }
+        }
     out: dict[str, Any] = {
         "name": view.name,
         "state": state,

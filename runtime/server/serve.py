@@ -7,6 +7,12 @@ the system namespaces, writes the kubeconfig and starts listening; leaving it st
 the listener, ends open watches and closes the store. The store encrypts Secrets at rest
 with ``<state>/encryption-config.yaml`` (written with a new key on first start) or the
 operator's ``--encryption-provider-config`` (:mod:`runtime.api.encryption`).
+It assembles who may call (:mod:`runtime.auth`): the authenticator chain (client
+certificates verified against the cluster CA, the admin token, ``--token-auth-file``,
+ServiceAccount tokens, anonymous), the authorizers (``system:masters``, Node, RBAC),
+the admission plugins that read the requester, and writes the bootstrap RBAC policy.
+:meth:`ApiServer.serve_pods_at` adds a listener on the pods' gateway and publishes it
+as the ``kubernetes`` Service's endpoint.
 """
 
 from __future__ import annotations

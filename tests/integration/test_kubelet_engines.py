@@ -537,6 +537,11 @@ def test_a_restricted_pod_runs_as_non_root_without_privilege_escalation_and_root
             await _exec(runtime, host_pods["metadata"]["uid"], "c", "readlink /proc/self/ns/pid")
         ).strip()
         assert host_ns == str(Path("/proc/self/ns/pid").readlink()) != own_pid_ns
+        # No seccompProfile: unconfined, as Kubernetes' kubelet (seccompDefault: false).
+        unset = await _exec(
+            runtime, host_pods["metadata"]["uid"], "c", "grep '^Seccomp:' /proc/self/status"
+        )
+        assert unset.split()[-1] == "0"
         loose_pod = await client.get("v1", "pods", "unconfined", "default")
         seccomp = await _exec(
             runtime, loose_pod["metadata"]["uid"], "c", "grep '^Seccomp:' /proc/self/status"

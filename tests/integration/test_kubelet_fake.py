@@ -358,3 +358,58 @@ def test_images_are_pulled_by_their_kubernetes_reference_once_for_concurrent_pod
             await client.delete("v1", "pods", name, "default", gracePeriodSeconds="0")
 
     run_kubelet(cluster, tmp_path, body, runtime=runtime)
+
+
+def test_a_container_lost_with_the_node_restarts_with_its_count_and_an_unknown_last_state(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
+    """The cluster's stop removes the containers; when it starts again the kubelet makes
+    new ones. Their restartCount goes on from the reported one and lastState says the
+    old container's end is unknown (Kubernetes' ContainerStatusUnknown), instead of a
+    fresh container with restartCount 0 and no history."""
+
+    async def first(client: Client, kubelet: Kubelet, rt: FakeRuntime) -> None:
+        await client.create("v1", "pods", _pod("survivor", containers=[_c("c")]), "default")
+
+        async def running() -> bool:
+            statuses = (await _get(client, "survivor")).get("status", {}).get(
+                "containerStatuses"
+            ) or [{}]
+            return "running" in (statuses[0].get("state") or {})
+
+        await _until(running)
+
+    run_kubelet(cluster, tmp_path, first, runtime=FakeRuntime(FakeOptions()))
+    before = asyncio.run(_status_of(cluster, "survivor"))
+    old_id = before["containerStatuses"][0]["containerID"]
+
+    async def second(client: Client, kubelet: Kubelet, rt: FakeRuntime) -> None:
+        async def recreated() -> bool:
+            cs = ((await _get(client, "survivor")).get("status") or {}).get(
+                "containerStatuses"
+            ) or [{}]
+            return cs[0].get("containerID") not in (None, old_id) and "running" in (
+                cs[0].get("state") or {}
+            )
+
+        await _until(recreated)
+        cs = (await _get(client, "survivor"))["status"]["containerStatuses"][0]
+        assert cs["restartCount"] == 1
+        assert cs["lastState"] == {
+            "terminated": {
+                "exitCode": 137,
+                "reason": "ContainerStatusUnknown",
+                "message": "The container could not be located when the pod was terminated",
+                "containerID": old_id,
+            }
+        }
+        await client.delete("v1", "pods", "survivor", "default", gracePeriodSeconds="0")
+
+    # A new runtime: the node's containers are gone, as after the cluster's stop.
+    run_kubelet(cluster, tmp_path, second, runtime=FakeRuntime(FakeOptions()))
+
+
+async def _status_of(cluster: ClusterProcess, name: str) -> dict[str, Any]:
+    async with Client(load_kubeconfig(cluster.kubeconfig)) as client:
+        status: dict[str, Any] = (await _get(client, name))["status"]
+        return status

@@ -33,13 +33,14 @@ def test_the_container_context_wins_over_the_pods_and_every_field_reaches_the_en
     assert (sec.run_as_user, sec.run_as_group, sec.supplemental_groups) == (1000, 7, (9,))
     assert sec.no_new_privileges and sec.drop_capabilities == ("ALL",)
     assert sec.host_pid and sec.host_ipc
-    assert sec.seccomp_profile == ""  # the engine's default profile
+    assert sec.seccomp_profile == "unconfined"  # no profile asked: Kubernetes' default
 
 
 def test_seccomp_profiles_map_to_the_engines_and_a_localhost_profile_must_exist(
     tmp_path: Path,
 ) -> None:
     assert config(pod({"seccompProfile": {"type": "Unconfined"}})).seccomp_profile == "unconfined"
+    assert config(pod({})).seccomp_profile == "unconfined"
     assert (
         config(pod(securityContext={"seccompProfile": {"type": "RuntimeDefault"}})).seccomp_profile
         == ""
