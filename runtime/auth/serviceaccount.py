@@ -429,49 +429,36 @@ class ServiceAccountAuthenticator:
         if deleted(account):
             raise AuthenticationFailed(f"service account {namespace}/{sa_name} has been deleted")
 
-        invalidated = "service account token has been invalidated"
+        def still_bound(key: str, ns: str, kind: str, ref: tuple[str, str]) -> None:
+            """The object the token is bound to exists with the claimed UID, not
+            deleted (kube's validator: gone or deleted → invalidated)."""
+            invalidated = "service account token has been invalidated"
+            obj = self._get(key, ns, ref[0])
+            if obj is None:
+                raise AuthenticationFailed(invalidated)
+            if uid_of(obj) != ref[1]:
+                raise AuthenticationFailed(
+                    f"{kind} UID ({uid_of(obj)}) does not match service account {kind} ref "
+                    f"claim ({ref[1]})"
+                )
+            if deleted(obj):
+                raise AuthenticationFailed(invalidated)
+
         secret_ref = _claim_ref(private, "secret")
         if secret_ref is not None:
-            secret = self._get(SECRETS_KEY, namespace, secret_ref[0])
-            if secret is None:
-                raise AuthenticationFailed(invalidated)
-            if uid_of(secret) != secret_ref[1]:
-                raise AuthenticationFailed(
-                    f"secret UID ({uid_of(secret)}) does not match service account secret "
-                    f"ref claim ({secret_ref[1]})"
-                )
-            if deleted(secret):
-                raise AuthenticationFailed(invalidated)
+            still_bound(SECRETS_KEY, namespace, "secret", secret_ref)
 
         extra: dict[str, tuple[str, ...]] = {}
         pod_ref = _claim_ref(private, "pod")
         if pod_ref is not None:
-            pod = self._get(PODS_KEY, namespace, pod_ref[0])
-            if pod is None:
-                raise AuthenticationFailed(invalidated)
-            if uid_of(pod) != pod_ref[1]:
-                raise AuthenticationFailed(
-                    f"pod UID ({uid_of(pod)}) does not match service account pod ref claim "
-                    f"({pod_ref[1]})"
-                )
-            if deleted(pod):
-                raise AuthenticationFailed(invalidated)
+            still_bound(PODS_KEY, namespace, "pod", pod_ref)
             extra[EXTRA_POD_NAME] = (pod_ref[0],)
             extra[EXTRA_POD_UID] = (pod_ref[1],)
 
         node_ref = _claim_ref(private, "node")
         if node_ref is not None:
             if pod_ref is None:  # bound to the Node itself: it must still be there
-                node = self._get(NODES_KEY, "", node_ref[0])
-                if node is None:
-                    raise AuthenticationFailed(invalidated)
-                if uid_of(node) != node_ref[1]:
-                    raise AuthenticationFailed(
-                        f"node UID ({uid_of(node)}) does not match service account node ref "
-                        f"claim ({node_ref[1]})"
-                    )
-                if deleted(node):
-                    raise AuthenticationFailed(invalidated)
+                still_bound(NODES_KEY, "", "node", node_ref)
             extra[EXTRA_NODE_NAME] = (node_ref[0],)
             if node_ref[1]:
                 extra[EXTRA_NODE_UID] = (node_ref[1],)

@@ -82,7 +82,6 @@ VERSION_INFO = {
 class ServerOptions:
     """Behaviour of the HTTP front."""
 
-    token: str = ""
     # Period of BOOKMARK events on watches that allow them (Kubernetes: about a minute).
     bookmark_interval: float = 60.0
     # Default watch duration when the client gives no timeoutSeconds.

@@ -210,7 +210,6 @@ class ApiServer:
         self.app = ApiApp(
             self.api,
             ServerOptions(
-                token=self.credentials.token,
                 bookmark_interval=self.config.bookmark_interval,
                 server_address=f"{self.config.host}:{self.port}",
                 ca_file=str(self.credentials.ca_cert),
